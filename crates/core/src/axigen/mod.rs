@@ -1,0 +1,2 @@
+//! Clients for the Axigen admin CLI and the WebAdmin usage feed, and the
+//! collector that turns their answers into a snapshot.

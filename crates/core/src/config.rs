@@ -1,0 +1,192 @@
+//! Configuration shared by every binary: the `.env` file, the database and
+//! the vault key. Each binary adds its own options next to these with clap,
+//! so every setting is both an environment variable and a flag.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+use crate::secret::Secret;
+use crate::vault::{Vault, VaultError};
+
+/// A setting that is missing or invalid. The message names the environment
+/// variable and the fix, and never contains a secret value.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{variable} is not set: {hint}")]
+    Missing {
+        variable: &'static str,
+        hint: &'static str,
+    },
+    #[error("invalid {variable}: {detail}")]
+    Invalid {
+        variable: &'static str,
+        detail: String,
+    },
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+}
+
+/// Reads `.env` from the working directory when it exists. Variables that
+/// are already set in the environment win over the file.
+///
+/// # Errors
+///
+/// A `.env` that exists but cannot be read or parsed. The message gives the
+/// position of the bad line, not its text, which may hold a secret.
+pub fn load_dotenv() -> Result<(), ConfigError> {
+    match dotenvy::dotenv() {
+        Ok(_) => Ok(()),
+        Err(error) if error.not_found() => Ok(()),
+        Err(dotenvy::Error::LineParse(_, index)) => Err(ConfigError::Invalid {
+            variable: ".env",
+            detail: format!(
+                "cannot parse the file at character {index}; write each line as NAME=value"
+            ),
+        }),
+        Err(error) => Err(ConfigError::Invalid {
+            variable: ".env",
+            detail: format!("cannot read the file: {}", redact_dotenv_error(&error)),
+        }),
+    }
+}
+
+fn redact_dotenv_error(error: &dotenvy::Error) -> String {
+    match error {
+        dotenvy::Error::Io(io) => io.to_string(),
+        _ => "unexpected content".to_owned(),
+    }
+}
+
+/// The PostgreSQL connection.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DatabaseArgs {
+    /// PostgreSQL connection URL, for example postgres://axiquota@localhost:5432/axiquota
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<Secret>,
+
+    /// Maximum number of pooled database connections
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub database_max_connections: u32,
+
+    /// Seconds to wait for a free database connection or for the server to answer
+    #[arg(long, env = "DATABASE_CONNECT_TIMEOUT", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub database_connect_timeout: u64,
+}
+
+impl DatabaseArgs {
+    /// Parses `DATABASE_URL` without connecting.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Missing`] or [`ConfigError::Invalid`] naming `DATABASE_URL`.
+    pub fn connect_options(&self) -> Result<PgConnectOptions, ConfigError> {
+        let url = self
+            .database_url
+            .as_ref()
+            .filter(|url| !url.is_empty())
+            .ok_or(ConfigError::Missing {
+                variable: "DATABASE_URL",
+                hint: "set it (or pass --database-url) to a PostgreSQL URL such as \
+                       postgres://axiquota@localhost:5432/axiquota",
+            })?;
+        let scheme_ok =
+            url.expose().starts_with("postgres://") || url.expose().starts_with("postgresql://");
+        if !scheme_ok {
+            return Err(ConfigError::Invalid {
+                variable: "DATABASE_URL",
+                detail: "expected a URL that starts with postgres:// or postgresql://".to_owned(),
+            });
+        }
+        PgConnectOptions::from_str(url.expose()).map_err(|error| ConfigError::Invalid {
+            variable: "DATABASE_URL",
+            detail: format!(
+                "not a PostgreSQL URL ({}); expected postgres://user[:password]@host[:port]/database",
+                sqlx_url_error_kind(&error)
+            ),
+        })
+    }
+
+    /// Connects a pool and checks that the database answers.
+    ///
+    /// # Errors
+    ///
+    /// An invalid URL, or a server that cannot be reached. The message names
+    /// the host, port and database but never the password.
+    pub async fn connect(&self) -> anyhow::Result<PgPool> {
+        let options = self.connect_options()?;
+        let target = describe_target(&options);
+        let pool = PgPoolOptions::new()
+            .max_connections(self.database_max_connections)
+            .acquire_timeout(Duration::from_secs(self.database_connect_timeout))
+            .connect_with(options)
+            .await
+            .map_err(|error| {
+                anyhow::anyhow!(
+                    "cannot connect to PostgreSQL at {target}: {}; check DATABASE_URL and that the server is running",
+                    crate::store::describe_sqlx_error(&error)
+                )
+            })?;
+        Ok(pool)
+    }
+}
+
+/// Describes where a connection goes, without user name or password.
+pub fn describe_target(options: &PgConnectOptions) -> String {
+    format!(
+        "{}:{}/{}",
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or("(default database)")
+    )
+}
+
+fn sqlx_url_error_kind(error: &sqlx::Error) -> &'static str {
+    match error {
+        sqlx::Error::Configuration(_) => "bad format",
+        _ => "unreadable",
+    }
+}
+
+/// The Fernet key or keys that encrypt stored server passwords.
+#[derive(clap::Args, Debug, Clone)]
+pub struct VaultArgs {
+    /// Fernet key for server passwords; several comma-separated keys rotate
+    /// them (the first encrypts, all decrypt). Make one with `migrator generate-key`
+    #[arg(long, env = "FERNET_KEY", hide_env_values = true)]
+    pub fernet_key: Option<Secret>,
+}
+
+impl VaultArgs {
+    /// Builds the vault from `FERNET_KEY`.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Missing`] when unset, [`ConfigError::Vault`] when a key
+    /// is malformed.
+    pub fn vault(&self) -> Result<Vault, ConfigError> {
+        let keys = self.fernet_key.as_ref().ok_or(ConfigError::Missing {
+            variable: "FERNET_KEY",
+            hint: "set it (or pass --fernet-key) to a key made by `migrator generate-key`",
+        })?;
+        Ok(Vault::from_keys(keys)?)
+    }
+}
+
+/// How log lines are written to standard error.
+#[derive(clap::Args, Debug, Clone)]
+pub struct LogArgs {
+    /// Log format on standard error: `text` for people, `json` for log
+    /// collectors. The level comes from RUST_LOG (default `info`)
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}

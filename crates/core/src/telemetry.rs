@@ -1,0 +1,24 @@
+//! Logging set-up shared by every binary: `tracing` to standard error,
+//! text or JSON, with the level taken from `RUST_LOG`.
+
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::FmtSpan;
+
+use crate::config::LogFormat;
+
+/// Installs the global subscriber. `default_directive` applies when
+/// `RUST_LOG` is unset, for example `info`. Calling it twice keeps the first
+/// subscriber, which lets tests call it freely.
+pub fn init(format: LogFormat, default_directive: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_directive));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_span_events(FmtSpan::NONE);
+
+    let _ = match format {
+        LogFormat::Text => builder.with_target(false).try_init(),
+        LogFormat::Json => builder.json().with_current_span(true).try_init(),
+    };
+}
