@@ -1,7 +1,9 @@
 //! All SQL of the project. Every function takes a pool or a transaction so
 //! that callers decide where transactions begin and end.
 
+pub mod polls;
 pub mod servers;
+pub mod snapshot;
 
 use sqlx::migrate::Migrator;
 
