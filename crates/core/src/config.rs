@@ -63,16 +63,16 @@ fn redact_dotenv_error(error: &dotenvy::Error) -> String {
 #[derive(clap::Args, Debug, Clone)]
 pub struct DatabaseArgs {
     /// PostgreSQL connection URL, for example postgres://axiquota@localhost:5432/axiquota
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
     pub database_url: Option<Secret>,
 
     /// Maximum number of pooled database connections
-    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10,
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10, global = true,
           value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub database_max_connections: u32,
 
-    /// Seconds to wait for a free database connection or for the server to answer
-    #[arg(long, env = "DATABASE_CONNECT_TIMEOUT", default_value_t = 10,
+    /// Seconds to wait for a free database connection or for the server to respond
+    #[arg(long, env = "DATABASE_CONNECT_TIMEOUT", default_value_t = 10, global = true,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub database_connect_timeout: u64,
 }
@@ -110,7 +110,7 @@ impl DatabaseArgs {
         })
     }
 
-    /// Connects a pool and checks that the database answers.
+    /// Connects a pool and checks that the database responds.
     ///
     /// # Errors
     ///
@@ -176,12 +176,12 @@ impl VaultArgs {
     }
 }
 
-/// How log lines are written to standard error.
+/// Log output settings.
 #[derive(clap::Args, Debug, Clone)]
 pub struct LogArgs {
     /// Log format on standard error: `text` for people, `json` for log
     /// collectors. The level comes from RUST_LOG (default `info`)
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
 }
 

@@ -6,9 +6,9 @@ use uuid::Uuid;
 
 use crate::secret::Secret;
 
-/// Whether a domain is active. `LIST AllDomains` lists both kinds; a server
-/// that only answers `LIST Domains` lists active ones, which are stored as
-/// `enabled` too.
+/// Domain state. `LIST AllDomains` lists enabled and disabled domains. A
+/// server without that command lists only active domains with
+/// `LIST Domains`, and those are stored as `enabled`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DomainStatus {
@@ -25,7 +25,7 @@ impl DomainStatus {
     }
 }
 
-/// Where an account's usage figure came from.
+/// Source of an account's usage figure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum UsageSource {
@@ -44,7 +44,7 @@ impl UsageSource {
     }
 }
 
-/// What the collector needs to reach one Axigen server.
+/// Address, credentials and connection settings of one Axigen server.
 #[derive(Debug, Clone)]
 pub struct ServerEndpoint {
     pub hostname: String,
@@ -71,7 +71,7 @@ pub struct Snapshot {
     /// Domains and accounts that were listed but gone by the time they were
     /// read.
     pub skipped: Vec<SkippedItem>,
-    /// Why the WebAdmin feed was not used, when it was enabled but failed.
+    /// Reason the WebAdmin feed was not used although it was enabled.
     pub webadmin_error: Option<String>,
 }
 
