@@ -1,2 +1,5 @@
 //! Clients for the Axigen admin CLI and the WebAdmin usage feed, and the
 //! collector that turns their answers into a snapshot.
+
+pub mod cli;
+mod tls;
