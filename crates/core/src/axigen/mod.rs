@@ -2,4 +2,6 @@
 //! collector that turns their answers into a snapshot.
 
 pub mod cli;
+pub mod collector;
 mod tls;
+pub mod webadmin;

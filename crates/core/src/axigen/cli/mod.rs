@@ -4,7 +4,7 @@
 pub mod client;
 pub mod connection;
 mod framing;
-mod parse;
+pub(crate) mod parse;
 
 pub use client::{CliClient, Context, ListedDomain, RegistryInformation};
 pub use connection::{CliError, ConnectOptions, Connection, Reply};
