@@ -2,6 +2,7 @@
 //! that callers decide where transactions begin and end.
 
 pub mod polls;
+pub mod report;
 pub mod servers;
 pub mod snapshot;
 

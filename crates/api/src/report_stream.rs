@@ -1,0 +1,263 @@
+//! The full report, streamed. One statement returns every server, domain
+//! and account ordered by server, domain and local part; a task turns the
+//! rows into JSON (or CSV) as they arrive and hands chunks of about
+//! [`CHUNK_BYTES`] to the response body through a channel of
+//! [`CHANNEL_CHUNKS`] slots.
+//!
+//! Memory per request is therefore bounded by the chunk size times the
+//! channel depth plus sqlx's row buffer, whatever the number of accounts,
+//! and the database is asked one query however many servers and domains
+//! there are. A slow client applies back-pressure through the channel; a
+//! client that stops reading for longer than the idle timeout, or goes
+//! away, ends the task and frees its database connection.
+
+use std::time::Duration;
+
+use axiquota_core::store::report::{self, ReportRow};
+use axum::body::{Body, Bytes};
+use chrono::{DateTime, Utc};
+use futures::channel::mpsc;
+use futures::{SinkExt, StreamExt};
+use serde::Serialize;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::csv;
+use crate::extract::Format;
+use crate::views::AccountView;
+
+/// Size at which a chunk is handed to the body.
+pub const CHUNK_BYTES: usize = 32 * 1024;
+/// Chunks that may wait in the channel for the client.
+pub const CHANNEL_CHUNKS: usize = 4;
+
+type Chunk = Result<Bytes, std::io::Error>;
+
+/// Starts streaming the full report and returns the response body.
+/// `server_hostname` limits the report to one server.
+pub fn full_report_body(
+    pool: PgPool,
+    server_hostname: Option<String>,
+    format: Format,
+    idle_timeout: Duration,
+) -> Body {
+    let (sender, receiver) = mpsc::channel::<Chunk>(CHANNEL_CHUNKS);
+    let span = tracing::Span::current();
+    tokio::spawn(tracing::Instrument::instrument(
+        produce(pool, server_hostname, format, sender, idle_timeout),
+        span,
+    ));
+    Body::from_stream(receiver)
+}
+
+/// Why the producer stopped early.
+enum Stop {
+    ClientGone,
+    ClientStalled,
+}
+
+struct Output {
+    sender: mpsc::Sender<Chunk>,
+    buffer: Vec<u8>,
+    idle_timeout: Duration,
+}
+
+impl Output {
+    async fn flush_if_full(&mut self) -> Result<(), Stop> {
+        if self.buffer.len() >= CHUNK_BYTES {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), Stop> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(
+            &mut self.buffer,
+            Vec::with_capacity(CHUNK_BYTES + 4096),
+        ));
+        match tokio::time::timeout(self.idle_timeout, self.sender.send(Ok(chunk))).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(Stop::ClientGone),
+            Err(_) => Err(Stop::ClientStalled),
+        }
+    }
+}
+
+async fn produce(
+    pool: PgPool,
+    server_hostname: Option<String>,
+    format: Format,
+    sender: mpsc::Sender<Chunk>,
+    idle_timeout: Duration,
+) {
+    let mut output = Output {
+        sender,
+        buffer: Vec::with_capacity(CHUNK_BYTES + 4096),
+        idle_timeout,
+    };
+    let result = match format {
+        Format::Json => write_json(&pool, server_hostname, &mut output).await,
+        Format::Csv => write_csv(&pool, server_hostname, &mut output).await,
+    };
+    match result {
+        Ok(Ok(())) => {
+            let _ = output.flush().await;
+        }
+        Ok(Err(Stop::ClientGone)) => tracing::info!("client closed the report stream early"),
+        Ok(Err(Stop::ClientStalled)) => tracing::warn!(
+            idle_seconds = idle_timeout.as_secs(),
+            "report stream ended: the client stopped reading"
+        ),
+        Err(error) => {
+            // The status line has been sent, so the only way to tell the
+            // client is to break the body: it sees an incomplete response,
+            // never a truncated document that parses.
+            tracing::error!(
+                error = axiquota_core::store::describe_sqlx_error(&error),
+                "report stream failed"
+            );
+            let _ = output
+                .sender
+                .send(Err(std::io::Error::other("report query failed")))
+                .await;
+        }
+    }
+}
+
+fn push_json<T: Serialize + ?Sized>(buffer: &mut Vec<u8>, value: &T) {
+    // Serializing strings, numbers and derived structs into a Vec cannot fail.
+    serde_json::to_writer(buffer, value).expect("serialize to memory");
+}
+
+/// Nesting state while rows go by.
+#[derive(Default)]
+struct Position {
+    server: Option<Uuid>,
+    domain: Option<i64>,
+    domain_accounts: usize,
+    server_collected_at: Option<DateTime<Utc>>,
+}
+
+fn close_domain(buffer: &mut Vec<u8>, position: &mut Position) {
+    if position.domain.take().is_some() {
+        buffer.extend_from_slice(b"],\"total_accounts\":");
+        buffer.extend_from_slice(position.domain_accounts.to_string().as_bytes());
+        buffer.push(b'}');
+    }
+}
+
+fn close_server(buffer: &mut Vec<u8>, position: &mut Position) {
+    close_domain(buffer, position);
+    if position.server.take().is_some() {
+        buffer.extend_from_slice(b"],\"collected_at\":");
+        push_json(buffer, &position.server_collected_at.take());
+        buffer.push(b'}');
+    }
+}
+
+fn open_server(buffer: &mut Vec<u8>, position: &mut Position, row: &ReportRow) {
+    if position.server.is_some() {
+        close_server(buffer, position);
+        buffer.push(b',');
+    }
+    position.server = Some(row.server_id);
+    buffer.extend_from_slice(b"{\"name\":");
+    push_json(buffer, &row.server_name);
+    buffer.extend_from_slice(b",\"hostname\":");
+    push_json(buffer, &row.server_hostname);
+    buffer.extend_from_slice(b",\"cli_port\":");
+    push_json(buffer, &row.cli_port);
+    buffer.extend_from_slice(b",\"webadmin_port\":");
+    push_json(buffer, &row.webadmin_port);
+    buffer.extend_from_slice(b",\"domains\":[");
+}
+
+fn open_domain(buffer: &mut Vec<u8>, position: &mut Position, row: &ReportRow, domain_id: i64) {
+    if position.domain.is_some() {
+        close_domain(buffer, position);
+        buffer.push(b',');
+    }
+    position.domain = Some(domain_id);
+    position.domain_accounts = 0;
+    if row.domain_collected_at > position.server_collected_at {
+        position.server_collected_at = row.domain_collected_at;
+    }
+    let name = row
+        .domain_display_name
+        .as_deref()
+        .or(row.domain.as_deref())
+        .unwrap_or_default();
+    buffer.extend_from_slice(b"{\"name\":");
+    push_json(buffer, name);
+    buffer.extend_from_slice(b",\"status\":");
+    push_json(buffer, &row.domain_status);
+    buffer.extend_from_slice(b",\"collected_at\":");
+    push_json(buffer, &row.domain_collected_at);
+    buffer.extend_from_slice(b",\"accounts\":[");
+}
+
+async fn write_json(
+    pool: &PgPool,
+    server_hostname: Option<String>,
+    output: &mut Output,
+) -> sqlx::Result<Result<(), Stop>> {
+    let generated_at = Utc::now();
+    let mut position = Position::default();
+    let mut rows = report::stream_full_report(pool, server_hostname);
+
+    output.buffer.extend_from_slice(b"{\"servers\":[");
+    while let Some(row) = rows.next().await {
+        let row = row?;
+        if position.server != Some(row.server_id) {
+            open_server(&mut output.buffer, &mut position, &row);
+        }
+        if let Some(domain_id) = row.domain_id {
+            if position.domain != Some(domain_id) {
+                open_domain(&mut output.buffer, &mut position, &row, domain_id);
+            }
+        }
+        if let Some(account) = AccountView::from_report_row(&row) {
+            if position.domain_accounts > 0 {
+                output.buffer.push(b',');
+            }
+            position.domain_accounts += 1;
+            push_json(&mut output.buffer, &account);
+        }
+        if let Err(stop) = output.flush_if_full().await {
+            return Ok(Err(stop));
+        }
+    }
+    close_server(&mut output.buffer, &mut position);
+    output.buffer.extend_from_slice(b"],\"generated_at\":");
+    push_json(&mut output.buffer, &generated_at);
+    output.buffer.push(b'}');
+    Ok(Ok(()))
+}
+
+async fn write_csv(
+    pool: &PgPool,
+    server_hostname: Option<String>,
+    output: &mut Output,
+) -> sqlx::Result<Result<(), Stop>> {
+    let mut rows = report::stream_full_report(pool, server_hostname);
+    csv::write_header(&mut output.buffer, csv::ACCOUNT_COLUMNS);
+    while let Some(row) = rows.next().await {
+        let row = row?;
+        let Some(account) = AccountView::from_report_row(&row) else {
+            continue;
+        };
+        csv::write_account(
+            &mut output.buffer,
+            &row.server_name,
+            &row.server_hostname,
+            &account,
+        );
+        if let Err(stop) = output.flush_if_full().await {
+            return Ok(Err(stop));
+        }
+    }
+    Ok(Ok(()))
+}

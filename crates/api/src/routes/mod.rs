@@ -1,0 +1,31 @@
+//! The API routes, one module per resource. Each handler carries its
+//! OpenAPI description, and [`api_router`] registers route and description
+//! together.
+
+pub mod listings;
+pub mod ops;
+pub mod report;
+pub mod servers;
+
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::AppState;
+use crate::openapi::ApiDoc;
+
+/// The API routes and their OpenAPI document, without Swagger UI.
+pub fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(servers::add_server))
+        .routes(routes!(servers::delete_server))
+        .routes(routes!(servers::list_servers))
+        .routes(routes!(report::get_report))
+        .routes(routes!(listings::list_accounts))
+        .routes(routes!(listings::list_domains))
+        .routes(routes!(listings::get_summary))
+        .routes(routes!(ops::health))
+        .routes(routes!(ops::ready))
+        .routes(routes!(ops::get_metrics))
+        .routes(routes!(ops::openapi_document))
+}

@@ -1,0 +1,271 @@
+//! Registration of Axigen servers: add, delete, list.
+
+use axiquota_core::Secret;
+use axiquota_core::model::NewServer;
+use axiquota_core::store::report::{self, ServerStatus};
+use axiquota_core::store::servers::{self, InsertServerError};
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::AppState;
+use crate::auth::{AdminAccess, ReadAccess, Scope};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::JsonBody;
+use crate::validate;
+use crate::views::{ServerListing, ServerView};
+
+fn default_cli_port() -> i64 {
+    7000
+}
+
+fn default_webadmin_port() -> i64 {
+    9000
+}
+
+fn enabled() -> bool {
+    true
+}
+
+/// A server to register. Unknown fields are rejected.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddServerRequest {
+    /// Label shown in reports.
+    #[schema(example = "mx1")]
+    pub name: String,
+    /// Host name or IP address, without scheme, port or path; unique in any
+    /// letter case.
+    #[schema(example = "mx1.example.net")]
+    pub hostname: String,
+    /// Port of the Axigen admin CLI.
+    #[serde(default = "default_cli_port")]
+    #[schema(default = 7000, minimum = 1, maximum = 65535)]
+    pub cli_port: i64,
+    /// Port of WebAdmin, used for the usage feed.
+    #[serde(default = "default_webadmin_port")]
+    #[schema(default = 9000, minimum = 1, maximum = 65535)]
+    pub webadmin_port: i64,
+    /// Admin user for the CLI and WebAdmin.
+    #[schema(example = "admin")]
+    pub username: String,
+    /// Admin password; stored encrypted, never returned.
+    #[schema(format = Password)]
+    pub password: String,
+    /// The CLI listener speaks TLS from the first byte.
+    #[serde(default)]
+    #[schema(default = false)]
+    pub cli_tls: bool,
+    /// Check TLS certificates; turn off only for self-signed certificates.
+    #[serde(default = "enabled")]
+    #[schema(default = true)]
+    pub tls_verify: bool,
+    /// Read usage from the WebAdmin feed (one request per server) before
+    /// falling back to the CLI.
+    #[serde(default = "enabled")]
+    #[schema(default = true)]
+    pub webadmin_enabled: bool,
+    /// Allow the WebAdmin feed over plain HTTP when HTTPS fails; the
+    /// credentials then cross the network in clear.
+    #[serde(default)]
+    #[schema(default = false)]
+    pub webadmin_allow_http: bool,
+}
+
+impl std::fmt::Debug for AddServerRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AddServerRequest")
+            .field("name", &self.name)
+            .field("hostname", &self.hostname)
+            .field("password", &"[redacted]")
+            .finish_non_exhaustive()
+    }
+}
+
+impl AddServerRequest {
+    /// Checks every field and builds the store's input.
+    fn validate(self) -> Result<NewServer, ApiError> {
+        validate::text("name", &self.name, validate::MAX_TEXT_LEN)?;
+        validate::hostname("hostname", &self.hostname)?;
+        let cli_port = validate::port("cli_port", self.cli_port)?;
+        let webadmin_port = validate::port("webadmin_port", self.webadmin_port)?;
+        validate::text("username", &self.username, validate::MAX_TEXT_LEN)?;
+        validate::password(&self.password)?;
+        Ok(NewServer {
+            name: self.name,
+            hostname: self.hostname,
+            cli_port,
+            webadmin_port,
+            username: self.username,
+            password: Secret::new(self.password),
+            cli_tls: self.cli_tls,
+            tls_verify: self.tls_verify,
+            webadmin_enabled: self.webadmin_enabled,
+            webadmin_allow_http: self.webadmin_allow_http,
+        })
+    }
+}
+
+/// The answer to a successful registration.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AddServerResponse {
+    /// Always `true`.
+    pub success: bool,
+    pub message: String,
+    pub server: ServerView,
+}
+
+/// Registers an Axigen server. Its password is encrypted with FERNET_KEY
+/// before it is stored. The server is collected by the next poller run.
+#[utoipa::path(
+    post,
+    path = "/add_server",
+    tag = "servers",
+    request_body = AddServerRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Server registered", body = AddServerResponse),
+        (status = 400, description = "Malformed JSON, a missing, unknown or invalid field", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 403, description = "The token lacks the admin scope", body = ErrorBody),
+        (status = 409, description = "A server with this host name (in any letter case) exists", body = ErrorBody),
+        (status = 413, description = "Body larger than 16 KiB", body = ErrorBody),
+        (status = 415, description = "Body is not application/json", body = ErrorBody),
+        (status = 500, description = "Internal error; the cause is logged", body = ErrorBody),
+    )
+)]
+pub async fn add_server(
+    _admin: AdminAccess,
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<AddServerRequest>,
+) -> Result<(StatusCode, Json<AddServerResponse>), ApiError> {
+    let new_server = request.validate()?;
+    let server = servers::insert(&state.pool, &state.vault, &new_server)
+        .await
+        .map_err(|error| match error {
+            InsertServerError::Duplicate(hostname) => ApiError::Conflict {
+                message: format!(
+                    "server already registered: a server with hostname {hostname:?} exists (host names ignore letter case); delete it first to change it"
+                ),
+                field: Some("hostname".to_owned()),
+                servers: None,
+            },
+            InsertServerError::Database(error) => ApiError::from(error),
+        })?;
+    tracing::info!(server = %server.hostname, id = %server.id, "server registered");
+
+    let message = format!("server {} ({}) added", server.name, server.hostname);
+    let status = ServerStatus {
+        server,
+        last_poll_at: None,
+        last_poll_status: None,
+        last_poll_error: None,
+        last_poll_duration_ms: None,
+        last_poll_usage_source: None,
+        last_poll_webadmin_error: None,
+        last_success_at: None,
+        collected_at: None,
+        domains: 0,
+        accounts: 0,
+        used_kb: 0,
+    };
+    Ok((
+        StatusCode::CREATED,
+        Json(AddServerResponse {
+            success: true,
+            message,
+            server: ServerView::new(status, true),
+        }),
+    ))
+}
+
+/// The server to delete. Unknown fields are rejected.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteServerRequest {
+    /// Host name of the server, in any letter case.
+    #[schema(example = "mx1.example.net")]
+    pub hostname: String,
+}
+
+/// The answer to a successful deletion.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeleteServerResponse {
+    /// Always `true`.
+    pub success: bool,
+    pub message: String,
+}
+
+/// Deletes a server together with its stored snapshot and poll history.
+#[utoipa::path(
+    delete,
+    path = "/delete_server",
+    tag = "servers",
+    request_body = DeleteServerRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Server deleted", body = DeleteServerResponse),
+        (status = 400, description = "Malformed JSON or an invalid hostname", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 403, description = "The token lacks the admin scope", body = ErrorBody),
+        (status = 404, description = "No server has this host name", body = ErrorBody),
+        (status = 413, description = "Body larger than 16 KiB", body = ErrorBody),
+        (status = 415, description = "Body is not application/json", body = ErrorBody),
+        (status = 500, description = "Internal error; the cause is logged", body = ErrorBody),
+    )
+)]
+pub async fn delete_server(
+    _admin: AdminAccess,
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<DeleteServerRequest>,
+) -> Result<Json<DeleteServerResponse>, ApiError> {
+    validate::hostname("hostname", &request.hostname)?;
+    let Some(server) = servers::delete_by_hostname(&state.pool, &request.hostname).await? else {
+        return Err(ApiError::not_found(
+            "hostname",
+            format!(
+                "server not found: no server has hostname {:?}; list servers with GET /servers",
+                request.hostname
+            ),
+        ));
+    };
+    tracing::info!(server = %server.hostname, id = %server.id, "server deleted");
+    Ok(Json(DeleteServerResponse {
+        success: true,
+        message: format!(
+            "server {} ({}) deleted with its snapshot and poll history",
+            server.name, server.hostname
+        ),
+    }))
+}
+
+/// Lists the registered servers with their latest poll outcome and the
+/// size of their stored snapshot. Passwords are never shown; the admin
+/// user name is shown to admin tokens only.
+#[utoipa::path(
+    get,
+    path = "/servers",
+    tag = "servers",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every registered server", body = ServerListing),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 500, description = "Internal error; the cause is logged", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn list_servers(
+    ReadAccess(scope): ReadAccess,
+    State(state): State<AppState>,
+) -> Result<Json<ServerListing>, ApiError> {
+    let rows = report::list_server_status(&state.pool).await?;
+    let show_username = scope == Scope::Admin;
+    Ok(Json(ServerListing {
+        servers: rows
+            .into_iter()
+            .map(|row| ServerView::new(row, show_username))
+            .collect(),
+    }))
+}
