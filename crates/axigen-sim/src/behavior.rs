@@ -44,8 +44,8 @@ pub struct Behavior {
     pub chunk_pause: Duration,
     /// Send half of one reply, then close the connection.
     pub close_mid_reply: Option<MidReplyTrigger>,
-    /// How many times in the server's life `close_mid_reply` fires; `None`
-    /// fires in every session that meets the trigger.
+    /// How many times `close_mid_reply` fires from the moment this behavior
+    /// is set; `None` fires in every session that meets the trigger.
     pub close_mid_reply_times: Option<u64>,
 
     // --- Text ---

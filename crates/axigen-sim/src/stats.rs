@@ -30,6 +30,9 @@ pub struct SimStats {
     pub sessions_timed_out: u64,
     /// Replies cut in the middle by `close_mid_reply`.
     pub mid_reply_closes: u64,
+    /// Socket writes made for CLI replies, one per piece when `chunking`
+    /// splits them.
+    pub cli_writes: u64,
     /// WebAdmin HTTP requests received (any path).
     pub webadmin_requests: u64,
     /// WebAdmin requests answered 401.
@@ -58,6 +61,7 @@ pub(crate) struct StatsCounters {
     pub(crate) sessions_closed_by_limit: AtomicU64,
     pub(crate) sessions_timed_out: AtomicU64,
     pub(crate) mid_reply_closes: AtomicU64,
+    pub(crate) cli_writes: AtomicU64,
     pub(crate) webadmin_requests: AtomicU64,
     pub(crate) webadmin_unauthorized: AtomicU64,
 }
@@ -116,6 +120,7 @@ impl StatsCounters {
             sessions_closed_by_limit: load(&self.sessions_closed_by_limit),
             sessions_timed_out: load(&self.sessions_timed_out),
             mid_reply_closes: load(&self.mid_reply_closes),
+            cli_writes: load(&self.cli_writes),
             webadmin_requests: load(&self.webadmin_requests),
             webadmin_unauthorized: load(&self.webadmin_unauthorized),
         }

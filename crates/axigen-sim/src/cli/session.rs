@@ -138,6 +138,7 @@ impl Session {
             self.behavior.chunk_pause,
             self.behavior.reply_latency,
             session_number,
+            self.shared.clone(),
         );
 
         writer.send(&self.banner()).await?;

@@ -1,12 +1,15 @@
 //! Sends replies over the socket the way the behavior asks: after a pause,
 //! whole or cut into small writes, or only the first half before a close.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::behavior::Chunking;
 use crate::rng::SplitMix64;
+use crate::server::Shared;
+use crate::stats::StatsCounters;
 
 /// Largest write when [`Chunking::Random`] splits a reply.
 const MAX_RANDOM_CHUNK: u64 = 64;
@@ -17,6 +20,7 @@ pub(crate) struct ReplyWriter<W> {
     pause: Duration,
     latency: Duration,
     rng: SplitMix64,
+    shared: Arc<Shared>,
 }
 
 impl<W: AsyncWrite + Unpin> ReplyWriter<W> {
@@ -27,6 +31,7 @@ impl<W: AsyncWrite + Unpin> ReplyWriter<W> {
         pause: Duration,
         latency: Duration,
         session_number: u64,
+        shared: Arc<Shared>,
     ) -> Self {
         let seed = match chunking {
             Chunking::Random { seed } => seed ^ session_number.wrapping_mul(0x2545_f491_4f6c_dd1d),
@@ -38,6 +43,7 @@ impl<W: AsyncWrite + Unpin> ReplyWriter<W> {
             pause,
             latency,
             rng: SplitMix64::new(seed),
+            shared,
         }
     }
 
@@ -48,6 +54,7 @@ impl<W: AsyncWrite + Unpin> ReplyWriter<W> {
         }
         match self.chunking {
             Chunking::Whole => {
+                StatsCounters::increment(&self.shared.stats.cli_writes);
                 self.inner.write_all(bytes).await?;
                 self.inner.flush().await?;
             }
@@ -84,6 +91,7 @@ impl<W: AsyncWrite + Unpin> ReplyWriter<W> {
     /// Writes and flushes one piece, then pauses so that the client sees
     /// the pieces in separate reads as far as the network allows.
     async fn write_piece(&mut self, piece: &[u8]) -> std::io::Result<()> {
+        StatsCounters::increment(&self.shared.stats.cli_writes);
         self.inner.write_all(piece).await?;
         self.inner.flush().await?;
         if self.pause.is_zero() {
