@@ -427,4 +427,89 @@ mod tests {
         reader.push(b"partial row");
         assert!(reader.take_final_frame().is_none());
     }
+
+    /// Feeds `replies` with every reply cut at `cuts` and returns the frames,
+    /// checking after each piece as the connection does after each read.
+    /// A frame may end before the last piece when only control codes
+    /// follow its prompt.
+    fn frames_with_cuts(replies: &[(&[u8], FrameMode)], cuts: &[usize]) -> Vec<Frame> {
+        let mut reader = ReplyReader::default();
+        let mut frames = Vec::new();
+        for (index, (reply, mode)) in replies.iter().enumerate() {
+            let mut points: Vec<usize> = cuts
+                .iter()
+                .skip(index * 6)
+                .take(6)
+                .map(|cut| cut % reply.len())
+                .collect();
+            points.push(reply.len());
+            points.sort_unstable();
+            let mut start = 0;
+            let mut frame = None;
+            for point in points {
+                reader.push(&reply[start..point]);
+                start = point;
+                if frame.is_none() {
+                    frame = reader.take_frame(*mode);
+                }
+            }
+            // Only control codes may follow the prompt of a reply.
+            assert!(
+                reader.partial.is_empty() && reader.lines.is_empty(),
+                "reply {index} left text"
+            );
+            frames.push(frame.unwrap_or_else(|| panic!("reply {index} never ended")));
+        }
+        frames
+    }
+
+    const SESSION: &[(&[u8], FrameMode)] = &[
+        (b"\xff\xfb\x01Welcome to AXIGEN's Command Line Interface\r\n\x1b[1m<login> \x1b[0m", FrameMode::Login),
+        (b"<password> ", FrameMode::Login),
+        (b"+OK: Authentication successful\r\n<#> ", FrameMode::Command),
+        (b"Title:\r\n\r\nname\r\n----\r\nn\xc3\xa4me\r\n<x> y\r\n\r\n+OK: ok\r\n\x1b[32m<#> \x1b[0m", FrameMode::Command),
+        (b"-ERR: no such domain\r\n<#> ", FrameMode::Command),
+        (b"Mbox size = 5 \xff\xff KB\r\n+OK\r\n<domain-account#> ", FrameMode::Command),
+    ];
+
+    proptest::proptest! {
+        #[test]
+        fn any_split_gives_same_frames(cuts in proptest::collection::vec(0usize..512, 0..40)) {
+            let whole = frames_with_cuts(SESSION, &[]);
+            proptest::prop_assert_eq!(frames_with_cuts(SESSION, &cuts), whole);
+        }
+    }
+
+    #[test]
+    fn session_frames_read_as_expected() {
+        let frames = frames_with_cuts(SESSION, &[]);
+        assert_eq!(frames[0].prompt.as_deref(), Some("login"));
+        assert_eq!(
+            frames[0].lines,
+            vec!["Welcome to AXIGEN's Command Line Interface"]
+        );
+        assert_eq!(frames[1].status, None);
+        assert_eq!(
+            frames[3].lines,
+            vec!["Title:", "", "name", "----", "näme", "<x> y", ""]
+        );
+        assert!(!frames[4].status.as_ref().unwrap().ok);
+        assert_eq!(frames[5].lines, vec!["Mbox size = 5 \u{fffd} KB"]);
+        assert_eq!(frames[5].prompt.as_deref(), Some("domain-account#"));
+    }
+
+    #[test]
+    fn one_byte_pushes_give_same_frames() {
+        let mut reader = ReplyReader::default();
+        let mut frames = Vec::new();
+        for (reply, mode) in SESSION {
+            for byte in reply.iter() {
+                reader.push(std::slice::from_ref(byte));
+                if let Some(frame) = reader.take_frame(*mode) {
+                    frames.push(frame);
+                }
+            }
+        }
+        assert_eq!(frames, frames_with_cuts(SESSION, &[]));
+    }
 }
