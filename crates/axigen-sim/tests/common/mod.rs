@@ -50,19 +50,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> RawClient<S> {
     pub async fn read_until(&mut self, suffix: &[u8]) -> Vec<u8> {
         let read = async {
             while !self.buffer.ends_with(suffix) {
-                let mut chunk = [0u8; 65536];
-                let count = self
-                    .stream
-                    .read(&mut chunk)
-                    .await
-                    .expect("read from the simulator");
+                let count = self.read_more().await;
                 assert!(
                     count > 0,
                     "connection closed before {:?}; received {:?}",
                     String::from_utf8_lossy(suffix),
                     String::from_utf8_lossy(&self.buffer)
                 );
-                self.buffer.extend_from_slice(&chunk[..count]);
             }
         };
         tokio::time::timeout(WAIT, read)
@@ -75,18 +69,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> RawClient<S> {
     pub async fn read_reply(&mut self) -> Vec<u8> {
         let read = async {
             while !ends_with_prompt(&self.buffer) {
-                let mut chunk = [0u8; 65536];
-                let count = self
-                    .stream
-                    .read(&mut chunk)
-                    .await
-                    .expect("read from the simulator");
+                let count = self.read_more().await;
                 assert!(
                     count > 0,
                     "connection closed before a prompt; received {:?}",
                     String::from_utf8_lossy(&self.buffer)
                 );
-                self.buffer.extend_from_slice(&chunk[..count]);
             }
         };
         tokio::time::timeout(WAIT, read)
@@ -98,19 +86,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> RawClient<S> {
     /// Reads until the server closes the connection and returns the bytes
     /// received before the close.
     pub async fn read_to_close(&mut self) -> Vec<u8> {
-        let read = async {
-            loop {
-                let mut chunk = [0u8; 65536];
-                match self.stream.read(&mut chunk).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(count) => self.buffer.extend_from_slice(&chunk[..count]),
-                }
-            }
-        };
+        let read = async { while self.read_more().await > 0 {} };
         tokio::time::timeout(WAIT, read)
             .await
             .expect("timed out waiting for the server to close");
         std::mem::take(&mut self.buffer)
+    }
+
+    /// Appends what the next read returns to the buffer; 0 means closed
+    /// (a reset counts as closed).
+    async fn read_more(&mut self) -> usize {
+        self.buffer.reserve(64 * 1024);
+        self.stream.read_buf(&mut self.buffer).await.unwrap_or(0)
     }
 
     /// Sends a command and returns its reply as text (lossy UTF-8).
