@@ -166,7 +166,9 @@ impl Session {
             let text = String::from_utf8_lossy(&line);
             let text = text.trim_end_matches(['\r', '\n']);
 
-            let cut = self.state.logged_in() && self.takes_mid_reply_cut(text);
+            // The login reply itself is neither cut nor counted.
+            let logged_in_before = self.state.logged_in();
+            let cut = logged_in_before && self.takes_mid_reply_cut(text);
             let (reply, after) = self.handle_line(text);
             if cut {
                 StatsCounters::increment(&self.shared.stats.mid_reply_closes);
@@ -174,7 +176,7 @@ impl Session {
                 return writer.send_half_and_close(&reply.bytes).await;
             }
             writer.send(&reply.bytes).await?;
-            if self.state.logged_in() {
+            if logged_in_before {
                 self.replies_since_login += 1;
             }
             if let After::Close { by_limit } = after {
