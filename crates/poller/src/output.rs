@@ -1,0 +1,100 @@
+//! What the poller prints on standard output: one line per server and a
+//! summary line, as a table for people and cron mail or as JSON for scripts.
+
+use std::fmt::Write as _;
+
+use axiquota_core::store::polls::PollStatus;
+
+use crate::RunReport;
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    Table,
+    Json,
+}
+
+/// Renders a run in the chosen format, ending with a newline.
+pub fn render(report: &RunReport, format: OutputFormat) -> String {
+    match format {
+        OutputFormat::Table => render_table(report),
+        OutputFormat::Json => {
+            let mut text = serde_json::to_string(report).unwrap_or_else(|error| {
+                format!("{{\"error\":\"cannot serialise the report: {error}\"}}")
+            });
+            text.push('\n');
+            text
+        }
+    }
+}
+
+fn format_seconds(milliseconds: i64) -> String {
+    format!("{:.1}s", milliseconds as f64 / 1000.0)
+}
+
+fn render_table(report: &RunReport) -> String {
+    let width = report
+        .servers
+        .iter()
+        .map(|outcome| outcome.result.hostname.len())
+        .max()
+        .unwrap_or(0)
+        .max("SERVER".len());
+
+    let mut text = String::new();
+    let _ = writeln!(
+        text,
+        "{:<7} {:<width$} {:>7} {:>8} {:>8}  ERROR",
+        "STATUS", "SERVER", "DOMAINS", "ACCOUNTS", "DURATION"
+    );
+    for outcome in &report.servers {
+        let result = &outcome.result;
+        let _ = writeln!(
+            text,
+            "{:<7} {:<width$} {:>7} {:>8} {:>8}  {}",
+            result.status.as_str(),
+            result.hostname,
+            result.domains,
+            result.accounts,
+            format_seconds(result.duration_ms),
+            result.error.as_deref().unwrap_or("")
+        );
+        if let Some(snapshot) = &outcome.snapshot {
+            for domain in &snapshot.domains {
+                let used: i64 = domain.accounts.iter().map(|account| account.used_kb).sum();
+                let _ = writeln!(
+                    text,
+                    "        {} ({}): {} accounts, {} KB used",
+                    domain.name,
+                    domain.status.as_str(),
+                    domain.accounts.len(),
+                    used
+                );
+            }
+        }
+    }
+
+    let counts = report.counts;
+    let dry_run = if report.dry_run {
+        " (dry run: nothing written)"
+    } else {
+        ""
+    };
+    let _ = writeln!(
+        text,
+        "{} servers: {} ok, {} failed, {} locked; {} accounts in {}{dry_run}",
+        counts.total,
+        counts.ok,
+        counts.failed,
+        counts.locked,
+        report.accounts(),
+        format_seconds(report.duration_ms)
+    );
+    if report
+        .servers
+        .iter()
+        .any(|outcome| outcome.result.status == PollStatus::Failed)
+    {
+        let _ = writeln!(text, "failed servers keep their previous snapshot");
+    }
+    text
+}

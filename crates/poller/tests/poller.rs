@@ -1,0 +1,628 @@
+//! The poller against real PostgreSQL and the fake Axigen server over TCP:
+//! the library's `poll_once` for the data paths, the binary for exit codes,
+//! dry runs and signals.
+
+use std::collections::BTreeSet;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use axigen_sim::{
+    Behavior, GenerateSpec, MidReplyTrigger, ServerData, SimHandle, SimOptions, SimServer,
+};
+use axiquota_core::axigen::collector::CollectOptions;
+use axiquota_core::model::NewServer;
+use axiquota_core::store::servers;
+use axiquota_core::{Secret, Vault};
+use poller::{PollSettings, poll_once};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// One account row as stored: domain, local part, quota, usage, status.
+type StoredAccount = (String, String, Option<i64>, i64, String);
+
+struct Fixture {
+    pool: PgPool,
+    key: Secret,
+    vault: Vault,
+}
+
+impl Fixture {
+    fn new(pool: PgPool) -> Self {
+        let key = Vault::generate_key();
+        let vault = Vault::from_keys(&key).unwrap();
+        Self { pool, key, vault }
+    }
+
+    /// Registers a fake server under its loopback address, which is unique
+    /// per fake server, and returns its id.
+    async fn register(&self, sim: &SimHandle, password: &str) -> Uuid {
+        let hostname = sim.cli_addr().ip().to_string();
+        let server = NewServer {
+            name: format!("fake {hostname}"),
+            hostname,
+            cli_port: sim.cli_addr().port(),
+            webadmin_port: sim.webadmin_addr().port(),
+            username: "admin".to_owned(),
+            password: Secret::new(password),
+            cli_tls: false,
+            tls_verify: true,
+            webadmin_enabled: false,
+            webadmin_allow_http: false,
+        };
+        servers::insert(&self.pool, &self.vault, &server)
+            .await
+            .unwrap()
+            .id
+    }
+
+    async fn stored_accounts(&self, server_id: Uuid) -> BTreeSet<StoredAccount> {
+        let rows: Vec<StoredAccount> = sqlx::query_as(
+            "SELECT d.name, a.local_part, a.quota_kb, a.used_kb, d.status \
+             FROM accounts a JOIN domains d ON d.id = a.domain_id WHERE a.server_id = $1",
+        )
+        .bind(server_id)
+        .fetch_all(&self.pool)
+        .await
+        .unwrap();
+        rows.into_iter().collect()
+    }
+
+    async fn stored_domains(&self, server_id: Uuid) -> BTreeSet<(String, String)> {
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT name, status FROM domains WHERE server_id = $1")
+                .bind(server_id)
+                .fetch_all(&self.pool)
+                .await
+                .unwrap();
+        rows.into_iter().collect()
+    }
+
+    fn database_url(&self) -> String {
+        let base = std::env::var("DATABASE_URL").unwrap();
+        let database = self
+            .pool
+            .connect_options()
+            .get_database()
+            .unwrap()
+            .to_owned();
+        let server = base
+            .split('?')
+            .next()
+            .unwrap()
+            .rsplit_once('/')
+            .unwrap()
+            .0
+            .to_owned();
+        format!("{server}/{database}")
+    }
+
+    /// Builds a poller command. It is a tokio command so that waiting for
+    /// it leaves the test's runtime free to run the fake servers.
+    fn poller_command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_poller"));
+        command
+            .args(args)
+            .current_dir(env!("CARGO_TARGET_TMPDIR"))
+            .env("DATABASE_URL", self.database_url())
+            .env("FERNET_KEY", self.key.expose())
+            .env("POLL_PROGRESS_INTERVAL", "0")
+            .env_remove("POLL_SERVERS")
+            .env_remove("POLL_EVERY");
+        command
+    }
+}
+
+fn expected_accounts(data: &ServerData) -> BTreeSet<StoredAccount> {
+    let mut expected = BTreeSet::new();
+    for domain in &data.domains {
+        let status = if domain.enabled {
+            "enabled"
+        } else {
+            "disabled"
+        };
+        for account in &domain.accounts {
+            let quota = account
+                .quota_kb
+                .filter(|quota| *quota > 0)
+                .map(|quota| i64::try_from(quota).unwrap());
+            expected.insert((
+                domain.name.to_lowercase(),
+                account.name.to_lowercase(),
+                quota,
+                i64::try_from(account.used_kb).unwrap(),
+                status.to_owned(),
+            ));
+        }
+    }
+    expected
+}
+
+fn expected_domains(data: &ServerData) -> BTreeSet<(String, String)> {
+    data.domains
+        .iter()
+        .map(|domain| {
+            let status = if domain.enabled {
+                "enabled"
+            } else {
+                "disabled"
+            };
+            (domain.name.to_lowercase(), status.to_owned())
+        })
+        .collect()
+}
+
+fn data(seed: u64, domains: usize, accounts_per_domain: usize) -> ServerData {
+    ServerData::generate(&GenerateSpec {
+        seed,
+        domains,
+        accounts_per_domain,
+        ..GenerateSpec::default()
+    })
+}
+
+fn settings() -> PollSettings {
+    PollSettings {
+        hostnames: Vec::new(),
+        max_servers: 8,
+        server_timeout: Duration::from_secs(30),
+        dry_run: false,
+        progress_interval: Duration::ZERO,
+        collect: CollectOptions {
+            connect_timeout: Duration::from_secs(5),
+            reply_timeout: Duration::from_secs(5),
+            ..CollectOptions::default()
+        },
+    }
+}
+
+/// Starts a fake server on 127.0.0.`host`. Each fake server of a test gets
+/// its own loopback address, because host names are unique in the store.
+async fn start(host: u8, data: ServerData, behavior: Behavior) -> SimHandle {
+    let address = SocketAddr::from((Ipv4Addr::new(127, 0, 0, host), 0));
+    SimServer::start_on(
+        address,
+        address,
+        data,
+        SimOptions {
+            behavior,
+            ..SimOptions::default()
+        },
+    )
+    .await
+    .unwrap()
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn poll_writes_exactly_served_data(pool: PgPool) {
+    let fixture = Fixture::new(pool);
+    let first_data = data(1, 3, 25);
+    let second_data = data(2, 2, 10);
+    let first = start(11, first_data.clone(), Behavior::default()).await;
+    let second = start(12, second_data.clone(), Behavior::default()).await;
+    let first_id = fixture.register(&first, "secret").await;
+    let second_id = fixture.register(&second, "secret").await;
+
+    let report = poll_once(
+        &fixture.pool,
+        &fixture.vault,
+        &settings(),
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.counts.ok, 2, "{:?}", report.servers);
+    assert_eq!(report.exit_code(), 0);
+    assert_eq!(
+        fixture.stored_accounts(first_id).await,
+        expected_accounts(&first_data)
+    );
+    assert_eq!(
+        fixture.stored_domains(first_id).await,
+        expected_domains(&first_data)
+    );
+    assert_eq!(
+        fixture.stored_accounts(second_id).await,
+        expected_accounts(&second_data)
+    );
+
+    // The first server's data changes; a second poll replaces its rows and
+    // rewrites the second server's unchanged rows to the same content.
+    let changed = data(3, 4, 7);
+    first.set_data(changed.clone());
+    let report = poll_once(
+        &fixture.pool,
+        &fixture.vault,
+        &settings(),
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.counts.ok, 2);
+    assert_eq!(
+        fixture.stored_accounts(first_id).await,
+        expected_accounts(&changed)
+    );
+    assert_eq!(
+        fixture.stored_accounts(second_id).await,
+        expected_accounts(&second_data)
+    );
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn named_server_poll_leaves_others_untouched(pool: PgPool) {
+    let fixture = Fixture::new(pool);
+    let first_data = data(4, 2, 5);
+    let first = start(13, first_data.clone(), Behavior::default()).await;
+    let second = start(14, data(5, 2, 5), Behavior::default()).await;
+    let first_id = fixture.register(&first, "secret").await;
+    let second_id = fixture.register(&second, "secret").await;
+
+    let only_first = PollSettings {
+        hostnames: vec!["127.0.0.13".to_owned()],
+        ..settings()
+    };
+    let report = poll_once(
+        &fixture.pool,
+        &fixture.vault,
+        &only_first,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.counts.total, 1);
+    assert_eq!(
+        fixture.stored_accounts(first_id).await,
+        expected_accounts(&first_data)
+    );
+    assert!(fixture.stored_accounts(second_id).await.is_empty());
+
+    let unknown = PollSettings {
+        hostnames: vec!["nowhere.test".to_owned()],
+        ..settings()
+    };
+    let error = poll_once(
+        &fixture.pool,
+        &fixture.vault,
+        &unknown,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap_err();
+    assert!(error.to_string().contains("nowhere.test"), "{error}");
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn failing_servers_keep_previous_snapshot(pool: PgPool) {
+    let fixture = Fixture::new(pool);
+    let healthy_data = data(10, 2, 8);
+    let healthy = start(21, healthy_data.clone(), Behavior::default()).await;
+    let healthy_id = fixture.register(&healthy, "secret").await;
+
+    // Four servers that will fail in four ways once they have a snapshot.
+    let mut failing = Vec::new();
+    for (index, host) in [22_u8, 23, 24, 25].into_iter().enumerate() {
+        let served = data(20 + index as u64, 2, 6);
+        let sim = start(host, served.clone(), Behavior::default()).await;
+        let id = fixture.register(&sim, "secret").await;
+        failing.push((format!("127.0.0.{host}"), sim, id, served));
+    }
+    let first = poll_once(
+        &fixture.pool,
+        &fixture.vault,
+        &settings(),
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(first.counts.ok, 5, "{:?}", first.servers);
+
+    // 127.0.0.22 drops every connection in the middle of a registry reply,
+    // so the retry fails too.
+    failing[0].1.set_behavior(Behavior {
+        close_mid_reply: Some(MidReplyTrigger::OnCommand(
+            "SHOW RegistryInformation".to_owned(),
+        )),
+        ..Behavior::default()
+    });
+    // 127.0.0.23 answers more slowly than the per-server timeout allows.
+    failing[1].1.set_behavior(Behavior {
+        reply_latency: Duration::from_millis(400),
+        ..Behavior::default()
+    });
+    // 127.0.0.24 gets a stored password that the server rejects.
+    sqlx::query("UPDATE servers SET password_encrypted = $1 WHERE id = $2")
+        .bind(fixture.vault.encrypt(&Secret::new("wrong-password")))
+        .bind(failing[2].2)
+        .execute(&fixture.pool)
+        .await
+        .unwrap();
+    // 127.0.0.25 has a password encrypted with a key that is not configured.
+    let other_vault = Vault::from_keys(&Vault::generate_key()).unwrap();
+    sqlx::query("UPDATE servers SET password_encrypted = $1 WHERE id = $2")
+        .bind(other_vault.encrypt(&Secret::new("secret")))
+        .bind(failing[3].2)
+        .execute(&fixture.pool)
+        .await
+        .unwrap();
+    for (_, sim, _, _) in &failing {
+        sim.set_data(data(99, 1, 1));
+    }
+    let changed_healthy = data(11, 3, 4);
+    healthy.set_data(changed_healthy.clone());
+
+    let short_timeout = PollSettings {
+        server_timeout: Duration::from_secs(2),
+        ..settings()
+    };
+    let second = poll_once(
+        &fixture.pool,
+        &fixture.vault,
+        &short_timeout,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(second.counts.ok, 1, "{:?}", second.servers);
+    assert_eq!(second.counts.failed, 4);
+    assert_eq!(second.exit_code(), 2);
+    assert_eq!(
+        fixture.stored_accounts(healthy_id).await,
+        expected_accounts(&changed_healthy)
+    );
+
+    for (hostname, _, id, served) in &failing {
+        assert_eq!(
+            fixture.stored_accounts(*id).await,
+            expected_accounts(served),
+            "{hostname} lost its previous snapshot"
+        );
+        let outcome = second
+            .servers
+            .iter()
+            .find(|outcome| &outcome.result.hostname == hostname)
+            .unwrap();
+        let error = outcome.result.error.as_deref().unwrap_or_default();
+        assert!(error.contains(hostname), "{hostname}: {error}");
+        assert!(!error.contains("wrong-password"), "{error}");
+    }
+    let error_of = |hostname: &str| {
+        second
+            .servers
+            .iter()
+            .find(|outcome| outcome.result.hostname == hostname)
+            .and_then(|outcome| outcome.result.error.clone())
+            .unwrap()
+    };
+    assert!(
+        error_of("127.0.0.23").contains("timed out"),
+        "{}",
+        error_of("127.0.0.23")
+    );
+    assert!(
+        error_of("127.0.0.25").contains("FERNET_KEY"),
+        "{}",
+        error_of("127.0.0.25")
+    );
+
+    let recorded: Vec<(String, String)> = sqlx::query_as(
+        "SELECT hostname, status FROM poll_results r JOIN poll_runs p ON p.id = r.run_id \
+         WHERE p.id = $1 ORDER BY hostname",
+    )
+    .bind(second.run_id.unwrap())
+    .fetch_all(&fixture.pool)
+    .await
+    .unwrap();
+    assert_eq!(recorded.len(), 5);
+    assert_eq!(
+        recorded
+            .iter()
+            .filter(|(_, status)| status == "failed")
+            .count(),
+        4
+    );
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn concurrent_pollers_write_each_server_once(pool: PgPool) {
+    let fixture = Fixture::new(pool);
+    let mut ids = Vec::new();
+    let mut sims = Vec::new();
+    for index in 0..4 {
+        // Latency keeps every collection running long enough for both
+        // pollers to try every lock while the first holder still has it.
+        let sim = start(
+            31 + index as u8,
+            data(30 + index, 2, 5),
+            Behavior {
+                reply_latency: Duration::from_millis(20),
+                ..Behavior::default()
+            },
+        )
+        .await;
+        ids.push(fixture.register(&sim, "secret").await);
+        sims.push(sim);
+    }
+
+    let settings = settings();
+    let token = CancellationToken::new();
+    let (left, right) = tokio::join!(
+        poll_once(&fixture.pool, &fixture.vault, &settings, &token),
+        poll_once(&fixture.pool, &fixture.vault, &settings, &token),
+    );
+    let (left, right) = (left.unwrap(), right.unwrap());
+    assert_eq!(left.counts.ok + right.counts.ok, 4, "{left:?} {right:?}");
+    assert_eq!(left.counts.locked + right.counts.locked, 4);
+    assert_eq!(left.counts.failed + right.counts.failed, 0);
+    assert_eq!(left.exit_code(), 0);
+    assert_eq!(right.exit_code(), 0);
+
+    for (id, sim) in ids.iter().zip(&sims) {
+        let writes: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM poll_results WHERE server_id = $1 AND status = 'ok'",
+        )
+        .bind(id)
+        .fetch_one(&fixture.pool)
+        .await
+        .unwrap();
+        assert_eq!(writes, 1);
+        assert_eq!(
+            fixture.stored_accounts(*id).await,
+            expected_accounts(&sim.data())
+        );
+    }
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn dry_run_writes_nothing(pool: PgPool) {
+    let fixture = Fixture::new(pool);
+    let served = data(40, 2, 4);
+    let sim = start(41, served.clone(), Behavior::default()).await;
+    let id = fixture.register(&sim, "secret").await;
+
+    let output = fixture
+        .poller_command(&["--dry-run", "--output", "json"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["dry_run"], true);
+    let printed_accounts: usize = report["servers"][0]["snapshot"]["domains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|domain| domain["accounts"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(printed_accounts, served.account_count());
+
+    assert!(fixture.stored_accounts(id).await.is_empty());
+    let counts = [
+        ("domains", "SELECT count(*) FROM domains"),
+        ("accounts", "SELECT count(*) FROM accounts"),
+        ("poll_runs", "SELECT count(*) FROM poll_runs"),
+        ("poll_results", "SELECT count(*) FROM poll_results"),
+    ];
+    for (table, query) in counts {
+        let rows: i64 = sqlx::query_scalar(query)
+            .fetch_one(&fixture.pool)
+            .await
+            .unwrap();
+        assert_eq!(rows, 0, "dry run wrote to {table}");
+    }
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn binary_exits_two_when_a_server_fails(pool: PgPool) {
+    let fixture = Fixture::new(pool);
+    let good_data = data(50, 1, 3);
+    let good = start(51, good_data.clone(), Behavior::default()).await;
+    let bad = start(52, data(51, 1, 3), Behavior::default()).await;
+    let good_id = fixture.register(&good, "secret").await;
+    fixture.register(&bad, "not-the-password").await;
+
+    let output = fixture.poller_command(&[]).output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(2), "{stdout}");
+    let bad_line = stdout
+        .lines()
+        .find(|line| line.contains("127.0.0.52"))
+        .unwrap();
+    assert!(bad_line.starts_with("failed"), "{bad_line}");
+    let good_line = stdout
+        .lines()
+        .find(|line| line.contains("127.0.0.51"))
+        .unwrap();
+    assert!(good_line.starts_with("ok"), "{good_line}");
+    assert!(!stdout.contains("not-the-password"));
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("not-the-password"));
+    assert_eq!(
+        fixture.stored_accounts(good_id).await,
+        expected_accounts(&good_data)
+    );
+}
+
+#[test]
+fn binary_exits_one_without_configuration() {
+    let output = Command::new(env!("CARGO_BIN_EXE_poller"))
+        .current_dir(env!("CARGO_TARGET_TMPDIR"))
+        .env_remove("DATABASE_URL")
+        .env_remove("FERNET_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("FERNET_KEY is not set"), "{stderr}");
+}
+
+#[cfg(unix)]
+#[sqlx::test(migrations = "../../migrations")]
+async fn sigterm_during_every_leaves_no_half_written_server(pool: PgPool) {
+    let fixture = Fixture::new(pool);
+    let fast_data = data(60, 2, 4);
+    let fast = start(61, fast_data.clone(), Behavior::default()).await;
+    let slow = start(
+        62,
+        data(61, 3, 40),
+        Behavior {
+            reply_latency: Duration::from_millis(50),
+            ..Behavior::default()
+        },
+    )
+    .await;
+    let fast_id = fixture.register(&fast, "secret").await;
+    let slow_id = fixture.register(&slow, "secret").await;
+
+    let mut child = fixture
+        .poller_command(&["--every", "1h"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+
+    // Wait until the fast server is written, then stop the poller while the
+    // slow one is still being collected.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while fixture.stored_accounts(fast_id).await.is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "fast server was never written"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pid = child.id().unwrap().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(killed.success());
+
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("poller stops within 30 s of SIGTERM")
+        .unwrap();
+    assert!(
+        status.code().is_some(),
+        "poller was killed instead of exiting: {status:?}"
+    );
+
+    assert_eq!(
+        fixture.stored_accounts(fast_id).await,
+        expected_accounts(&fast_data)
+    );
+    let slow_rows = fixture.stored_accounts(slow_id).await;
+    assert!(
+        slow_rows.is_empty() || slow_rows == expected_accounts(&slow.data()),
+        "slow server was half written: {} rows",
+        slow_rows.len()
+    );
+    let unfinished: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM poll_runs WHERE finished_at IS NULL")
+            .fetch_one(&fixture.pool)
+            .await
+            .unwrap();
+    assert_eq!(unfinished, 0);
+}
