@@ -63,8 +63,11 @@ pub struct Claims {
     /// `read` or `admin`; kept as text so that an unknown value gets its own
     /// message.
     pub scope: String,
-    /// Expiry, seconds since the Unix epoch.
-    pub exp: u64,
+    /// Expiry, seconds since the Unix epoch. Optional here only so that a
+    /// token without it gets the "exp claim is required" message from the
+    /// validation, which rejects it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exp: Option<u64>,
     /// Issue time, seconds since the Unix epoch.
     #[serde(default)]
     pub iat: u64,
@@ -199,7 +202,7 @@ pub fn issue_token(
     let claims = Claims {
         sub: subject.map(str::to_owned),
         scope: scope.as_str().to_owned(),
-        exp: now.saturating_add(ttl.as_secs()),
+        exp: Some(now.saturating_add(ttl.as_secs())),
         iat: now,
     };
     let key = EncodingKey::from_secret(secret.expose().as_bytes());

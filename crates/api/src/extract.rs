@@ -87,6 +87,13 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
             "malformed JSON body: it is empty; expected a JSON object",
         ));
     }
+    let starts_object = body.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'{');
+    if !starts_object && serde_json::from_slice::<serde_json::Value>(body).is_ok() {
+        return Err(ApiError::bad_request(
+            None,
+            "invalid request body: expected a JSON object",
+        ));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     let result: Result<T, _> = serde_path_to_error::deserialize(&mut deserializer);
     let value = result.map_err(|error| {
@@ -101,14 +108,12 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         // serde reports missing and unknown fields at their parent, with the
         // field name quoted in backticks.
         let text = inner.to_string();
-        let field = if path == "." {
-            text.split('`').nth(1).map(str::to_owned)
+        let (field, message) = if path == "." {
+            let field = text.split('`').nth(1).map(str::to_owned);
+            (field, format!("invalid request body: {text}"))
         } else {
-            Some(path)
-        };
-        let message = match &field {
-            Some(field) if !text.contains('`') => format!("invalid {field}: {text}"),
-            _ => format!("invalid request body: {text}"),
+            let message = format!("invalid {path}: {text}");
+            (Some(path), message)
         };
         ApiError::BadRequest { message, field }
     })?;
