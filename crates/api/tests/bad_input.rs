@@ -24,6 +24,10 @@ async fn seeded(pool: PgPool) -> TestApp {
     app
 }
 
+/// Method, path, body, expected status, expected field, and text that the
+/// message contains.
+type Case<'a> = (Method, &'a str, String, u16, Option<&'a str>, &'a str);
+
 fn add_body(extra: &str) -> String {
     format!("{{{VALID}, {extra}}}")
 }
@@ -38,8 +42,7 @@ async fn bad_bodies_rejected_and_nothing_stored(pool: PgPool) {
     );
     let long_host = add_body(&format!(r#""hostname": "{}.com""#, "a".repeat(250)));
 
-    // (method, path, body, status, field, text the message contains)
-    let cases: Vec<(Method, &str, String, u16, Option<&str>, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             Method::POST,
             "/add_server",
