@@ -4,17 +4,21 @@
 //! Axigen does not document this endpoint, so any failure is an ordinary
 //! outcome that the collector records before falling back to CLI usage.
 //! HTTPS is tried first. Plain HTTP, which sends the Basic credentials in
-//! clear, is tried only when the server allows it and HTTPS failed before a
-//! certificate was seen (nothing listens, or the port does not speak TLS).
-//! A certificate that fails verification never leads to plain HTTP, and
-//! redirects are never followed.
+//! clear, is used only when the server allows it and the port does not
+//! complete a TLS handshake. A certificate that fails verification never
+//! leads to plain HTTP, and redirects are never followed.
 
 use std::collections::HashMap;
 use std::error::Error as _;
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::{StatusCode, header};
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio::time::timeout;
+use tokio_rustls::TlsConnector;
 use tracing::{debug, warn};
 
 use super::cli::parse::parse_size_kb;
@@ -119,22 +123,8 @@ pub async fn fetch_usage(
     endpoint: &ServerEndpoint,
     options: &FeedOptions,
 ) -> Result<UsageFeed, FeedError> {
-    let https_url = feed_url("https", endpoint);
-    let https_error = match fetch_from(&https_url, endpoint, options).await {
-        Ok(feed) => return Ok(feed),
-        Err(error) => error,
-    };
-
-    let may_fall_back = matches!(
-        &https_error,
-        FeedError::Connect { .. } | FeedError::Tls { .. }
-    ) && !is_certificate_error(&https_error);
-    if !endpoint.webadmin_allow_http || !may_fall_back {
-        return Err(https_error);
-    }
-
-    warn!(error = %https_error, "HTTPS failed; trying plain HTTP as this server allows");
-    fetch_from(&feed_url("http", endpoint), endpoint, options).await
+    let scheme = choose_scheme(endpoint, options).await?;
+    fetch_from(&feed_url(scheme, endpoint), endpoint, options).await
 }
 
 fn feed_url(scheme: &str, endpoint: &ServerEndpoint) -> String {
@@ -147,11 +137,140 @@ fn feed_url(scheme: &str, endpoint: &ServerEndpoint) -> String {
     format!("{scheme}://{host}:{}{FEED_PATH}", endpoint.webadmin_port)
 }
 
-fn is_certificate_error(error: &FeedError) -> bool {
-    match error {
-        FeedError::Tls { detail, .. } => detail.starts_with(CERTIFICATE_PREFIX),
-        _ => false,
+/// How long HTTPS may still take to answer once the port has answered
+/// plain HTTP, for ports that speak both.
+const PLAIN_HTTP_GRACE: Duration = Duration::from_secs(1);
+
+/// Decides between `https` and `http` before any credentials are sent.
+///
+/// A TLS handshake is tried first. A plain HTTP server does not answer a
+/// TLS handshake at all (it waits for the end of a request line that never
+/// comes), so when plain HTTP is allowed, a request without credentials is
+/// sent at the same time to see whether the port speaks plain HTTP, instead
+/// of waiting for the handshake to time out.
+async fn choose_scheme(
+    endpoint: &ServerEndpoint,
+    options: &FeedOptions,
+) -> Result<&'static str, FeedError> {
+    let https_url = feed_url("https", endpoint);
+    let tls = probe_tls(endpoint, options);
+    if !endpoint.webadmin_allow_http {
+        return tls
+            .await
+            .map(|()| "https")
+            .map_err(|failure| failure.into_error(&https_url, false));
     }
+
+    let plain = probe_plain_http(endpoint, options);
+    tokio::pin!(tls, plain);
+    let tls_result = tokio::select! {
+        result = &mut tls => result,
+        speaks_http = &mut plain => {
+            if speaks_http {
+                match timeout(PLAIN_HTTP_GRACE, &mut tls).await {
+                    Ok(result) => result,
+                    Err(_) => Err(ProbeFailure::NotTls("no TLS handshake, but plain HTTP answered".to_owned())),
+                }
+            } else {
+                tls.await
+            }
+        }
+    };
+
+    match tls_result {
+        Ok(()) => Ok("https"),
+        Err(ProbeFailure::NotTls(detail)) => {
+            warn!(url = %https_url, %detail, "the WebAdmin port does not speak TLS; using plain HTTP as this server allows");
+            Ok("http")
+        }
+        Err(failure) => Err(failure.into_error(&https_url, true)),
+    }
+}
+
+/// Why a TLS handshake with the WebAdmin port failed.
+#[derive(Debug)]
+enum ProbeFailure {
+    /// Nothing accepted the TCP connection.
+    Connect(std::io::Error),
+    /// The port speaks TLS but its certificate was rejected.
+    Certificate(String),
+    /// The port did not complete a TLS handshake.
+    NotTls(String),
+}
+
+impl ProbeFailure {
+    fn into_error(self, url: &str, http_allowed: bool) -> FeedError {
+        let url = url.to_owned();
+        match self {
+            Self::Connect(error) => FeedError::Connect {
+                url,
+                detail: error.to_string(),
+            },
+            Self::Certificate(detail) => FeedError::Tls { url, detail },
+            Self::NotTls(detail) if http_allowed => FeedError::Tls { url, detail },
+            Self::NotTls(detail) => FeedError::Tls {
+                url,
+                detail: format!(
+                    "{detail}; if this port serves plain HTTP, allow plain HTTP for this server \
+                     (the credentials then cross the network in clear)"
+                ),
+            },
+        }
+    }
+}
+
+/// Connects and completes a TLS handshake with the same certificate checks
+/// as the feed request, then closes the connection.
+async fn probe_tls(endpoint: &ServerEndpoint, options: &FeedOptions) -> Result<(), ProbeFailure> {
+    let config = tls::client_config(endpoint.tls_verify).map_err(|error| {
+        ProbeFailure::Certificate(format!("loading the TLS configuration failed: {error}"))
+    })?;
+    let server_name = ServerName::try_from(endpoint.hostname.clone()).map_err(|_| {
+        ProbeFailure::Certificate(format!("invalid TLS server name \"{}\"", endpoint.hostname))
+    })?;
+
+    let handshake = async {
+        let tcp = TcpStream::connect((endpoint.hostname.as_str(), endpoint.webadmin_port))
+            .await
+            .map_err(ProbeFailure::Connect)?;
+        let mut stream = TlsConnector::from(Arc::new(config))
+            .connect(server_name, tcp)
+            .await
+            .map_err(|error| match find_rustls_error(&error) {
+                Some(rustls::Error::InvalidCertificate(reason)) => {
+                    ProbeFailure::Certificate(format!("{CERTIFICATE_PREFIX}: {reason:?}"))
+                }
+                Some(other) => ProbeFailure::NotTls(other.to_string()),
+                None => ProbeFailure::NotTls(error.to_string()),
+            })?;
+        let _ = stream.shutdown().await;
+        Ok(())
+    };
+    match timeout(options.connect_timeout, handshake).await {
+        Ok(result) => result,
+        Err(_) => Err(ProbeFailure::NotTls(format!(
+            "no TLS handshake within {:?}",
+            options.connect_timeout
+        ))),
+    }
+}
+
+/// Sends a request without credentials over plain TCP and returns whether
+/// an HTTP status line came back. Never sends the password.
+async fn probe_plain_http(endpoint: &ServerEndpoint, options: &FeedOptions) -> bool {
+    let probe = async {
+        let mut tcp =
+            TcpStream::connect((endpoint.hostname.as_str(), endpoint.webadmin_port)).await?;
+        let request = format!(
+            "HEAD {FEED_PATH} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            endpoint.hostname
+        );
+        tcp.write_all(request.as_bytes()).await?;
+        let mut start = [0u8; 5];
+        tcp.read_exact(&mut start).await?;
+        Ok::<_, std::io::Error>(&start == b"HTTP/")
+    };
+    matches!(timeout(options.connect_timeout, probe).await, Ok(Ok(true)))
 }
 
 /// Starts the detail of a [`FeedError::Tls`] caused by the certificate.

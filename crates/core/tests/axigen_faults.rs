@@ -1,0 +1,630 @@
+//! Faults of the CLI and of the WebAdmin feed: each gives its documented
+//! outcome (an error, a recorded skip, or CLI usage instead of the feed)
+//! within its timeout.
+
+mod axigen_common;
+
+use std::time::{Duration, Instant};
+
+use axigen_sim::{Behavior, MidReplyTrigger, ServerData, Stall, WebAdminBehavior, WebAdminMode};
+use axiquota_core::Secret;
+use axiquota_core::axigen::cli::{CliClient, CliError, ConnectOptions};
+use axiquota_core::axigen::collector::{CollectOptions, collect};
+use axiquota_core::model::{SkippedItem, UsageSource};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use axigen_common::*;
+
+/// The most any fault test may take; each fault's own timeout is 300 ms to
+/// 2 s, so this leaves a wide margin on a loaded machine.
+const BOUND: Duration = Duration::from_secs(8);
+
+#[tokio::test]
+async fn wrong_password_fails_without_retry() {
+    let server = start(sample_data(1), Behavior::default()).await;
+    let mut endpoint = endpoint(&server);
+    endpoint.password = Secret::new("Wr0ng-Pa55");
+
+    let started = Instant::now();
+    let error = collect(&endpoint, &quick_options()).await.unwrap_err();
+    assert!(started.elapsed() < BOUND);
+    assert!(
+        matches!(error.source, CliError::AuthenticationFailed { .. }),
+        "{error:?}"
+    );
+    assert_eq!(error.hostname, "127.0.0.1");
+    assert!(error.to_string().contains("127.0.0.1"), "{error}");
+    assert!(!error.to_string().contains("Wr0ng-Pa55"), "{error}");
+    assert!(!format!("{error:?}").contains("Wr0ng-Pa55"));
+    assert_eq!(
+        server.stats().logins_failed,
+        1,
+        "a rejected password is never retried"
+    );
+}
+
+#[tokio::test]
+async fn close_on_accept_fails_server() {
+    let behavior = Behavior {
+        close_on_accept: true,
+        ..Behavior::default()
+    };
+    let server = start(sample_data(2), behavior).await;
+
+    let started = Instant::now();
+    let error = collect(&endpoint(&server), &quick_options())
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() < BOUND);
+    assert!(matches!(error.source, CliError::Closed { .. }), "{error:?}");
+    // The first session is retried once.
+    assert_eq!(server.stats().cli_connections, 2);
+}
+
+#[tokio::test]
+async fn idle_close_is_closed_error() {
+    let behavior = Behavior {
+        idle_timeout: Duration::from_millis(200),
+        ..Behavior::default()
+    };
+    let server = start(sample_data(3), behavior).await;
+    let options = ConnectOptions {
+        reply_timeout: Duration::from_millis(300),
+        ..ConnectOptions::default()
+    };
+    let mut client = CliClient::login(&endpoint(&server), &options)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+
+    let started = Instant::now();
+    let error = client.list_domains().await.unwrap_err();
+    assert!(started.elapsed() < BOUND);
+    assert!(error.is_connection_lost(), "{error:?}");
+    assert_eq!(server.stats().sessions_timed_out, 1);
+}
+
+#[tokio::test]
+async fn one_close_mid_reply_is_retried() {
+    let data = sample_data(4);
+    let behavior = Behavior {
+        close_mid_reply: Some(MidReplyTrigger::AfterReplies(9)),
+        close_mid_reply_times: Some(1),
+        ..Behavior::default()
+    };
+    let server = start(data.clone(), behavior).await;
+
+    let snapshot = collect(&endpoint(&server), &patient_options())
+        .await
+        .unwrap();
+    assert_eq!(comparable(&snapshot), expected_cli(&data));
+    assert!(snapshot.skipped.is_empty());
+    assert_eq!(server.stats().mid_reply_closes, 1);
+    assert_read_only(&server);
+}
+
+#[tokio::test]
+async fn repeated_close_mid_reply_fails_server() {
+    let behavior = Behavior {
+        close_mid_reply: Some(MidReplyTrigger::OnCommand(
+            "SHOW RegistryInformation".to_owned(),
+        )),
+        ..Behavior::default()
+    };
+    let server = start(sample_data(5), behavior).await;
+
+    let started = Instant::now();
+    let error = collect(&endpoint(&server), &quick_options())
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() < BOUND);
+    assert!(matches!(error.source, CliError::Closed { .. }), "{error:?}");
+    assert!(
+        server.stats().mid_reply_closes >= 2,
+        "the account is tried on a second session"
+    );
+}
+
+/// An address `account@domain` of the data, and the domain at `domain`.
+fn address(data: &ServerData, domain: usize, account: usize) -> (String, String) {
+    let domain = &data.domains[domain];
+    (domain.name.clone(), domain.accounts[account].name.clone())
+}
+
+#[tokio::test]
+async fn rejected_objects_are_skipped() {
+    let data = sample_data(6);
+    let (gone_domain, _) = address(&data, 1, 0);
+    let (domain_a, vanished) = address(&data, 0, 2);
+    let (domain_b, broken) = address(&data, 2, 3);
+    let behavior = Behavior {
+        vanished_domains: vec![gone_domain.to_uppercase()],
+        vanished_accounts: vec![format!("{vanished}@{domain_a}")],
+        registry_errors: vec![format!("{broken}@{domain_b}")],
+        ..Behavior::default()
+    };
+    let server = start(data.clone(), behavior).await;
+
+    let snapshot = collect(&endpoint(&server), &patient_options())
+        .await
+        .unwrap();
+
+    let mut want = expected_cli(&data);
+    want.remove(&gone_domain);
+    want.get_mut(&domain_a)
+        .unwrap()
+        .1
+        .retain(|row| row.0 != vanished);
+    want.get_mut(&domain_b)
+        .unwrap()
+        .1
+        .retain(|row| row.0 != broken);
+    assert_eq!(comparable(&snapshot), want);
+
+    let mut skipped: Vec<(String, Option<String>)> = snapshot
+        .skipped
+        .iter()
+        .map(|item| (item.domain.clone(), item.account.clone()))
+        .collect();
+    skipped.sort();
+    let mut want_skipped = vec![
+        (gone_domain.clone(), None),
+        (domain_a.clone(), Some(vanished.clone())),
+        (domain_b.clone(), Some(broken.clone())),
+    ];
+    want_skipped.sort();
+    assert_eq!(skipped, want_skipped);
+
+    let reason = |domain: &str, account: Option<&str>| -> &SkippedItem {
+        snapshot
+            .skipped
+            .iter()
+            .find(|item| item.domain == domain && item.account.as_deref() == account)
+            .unwrap()
+    };
+    assert!(
+        reason(&gone_domain, None)
+            .reason
+            .starts_with("UPDATE Domain name")
+    );
+    assert!(
+        reason(&domain_a, Some(&vanished))
+            .reason
+            .starts_with("UPDATE Account name")
+    );
+    assert!(
+        reason(&domain_b, Some(&broken))
+            .reason
+            .starts_with("SHOW RegistryInformation rejected: -ERR")
+    );
+    assert_read_only(&server);
+}
+
+/// Data whose first domain has `count` vanished accounts, so one session
+/// collects `count` `-ERR` replies there.
+fn data_with_vanished(count: usize) -> (ServerData, Vec<String>, Vec<String>) {
+    let data = axigen_sim::ServerData::generate(&axigen_sim::GenerateSpec {
+        seed: 9,
+        domains: 2,
+        accounts_per_domain: 30,
+        ..axigen_sim::GenerateSpec::default()
+    });
+    let domain = &data.domains[0];
+    let names: Vec<String> = domain
+        .accounts
+        .iter()
+        .take(count)
+        .map(|account| account.name.clone())
+        .collect();
+    let addresses = names
+        .iter()
+        .map(|name| format!("{name}@{}", domain.name))
+        .collect();
+    (data, names, addresses)
+}
+
+#[tokio::test]
+async fn session_replaced_before_error_limit() {
+    let (data, names, addresses) = data_with_vanished(12);
+    let behavior = Behavior {
+        max_errors: 6,
+        vanished_accounts: addresses,
+        ..Behavior::default()
+    };
+    let server = start(data.clone(), behavior).await;
+    let options = CollectOptions {
+        sessions_per_server: 1,
+        max_errors_per_session: 5,
+        ..patient_options()
+    };
+
+    let snapshot = collect(&endpoint(&server), &options).await.unwrap();
+    let mut want = expected_cli(&data);
+    want.get_mut(&data.domains[0].name)
+        .unwrap()
+        .1
+        .retain(|row| !names.contains(&row.0));
+    assert_eq!(comparable(&snapshot), want);
+    assert_eq!(snapshot.skipped.len(), 12);
+
+    let stats = server.stats();
+    assert_eq!(
+        stats.sessions_closed_by_limit, 0,
+        "the client must leave before the server's limit"
+    );
+    assert!(
+        stats.logins_succeeded >= 4,
+        "12 errors at most 5 per session: {}",
+        stats.logins_succeeded
+    );
+}
+
+#[tokio::test]
+async fn server_error_limit_closes_and_is_survived() {
+    let (data, names, addresses) = data_with_vanished(8);
+    let behavior = Behavior {
+        max_errors: 4,
+        vanished_accounts: addresses,
+        ..Behavior::default()
+    };
+    let server = start(data.clone(), behavior).await;
+    // The client's limit is above the server's, so the server closes.
+    let options = CollectOptions {
+        sessions_per_server: 1,
+        max_errors_per_session: 10,
+        ..patient_options()
+    };
+
+    let snapshot = collect(&endpoint(&server), &options).await.unwrap();
+    let mut want = expected_cli(&data);
+    want.get_mut(&data.domains[0].name)
+        .unwrap()
+        .1
+        .retain(|row| !names.contains(&row.0));
+    assert_eq!(comparable(&snapshot), want);
+    assert_eq!(snapshot.skipped.len(), 8);
+    assert!(server.stats().sessions_closed_by_limit >= 1);
+}
+
+#[tokio::test]
+async fn cli_tls_certificate_checked() {
+    let server = start_with(
+        sample_data(10),
+        Behavior::default(),
+        true,
+        WebAdminMode::Http,
+    )
+    .await;
+    let mut endpoint = endpoint(&server);
+    endpoint.tls_verify = true;
+
+    let error = collect(&endpoint, &quick_options()).await.unwrap_err();
+    assert!(matches!(error.source, CliError::Tls { .. }), "{error:?}");
+    assert_eq!(server.stats().logins_succeeded, 0);
+}
+
+#[tokio::test]
+async fn plain_cli_to_tls_listener_fails() {
+    let server = start_with(
+        sample_data(10),
+        Behavior::default(),
+        true,
+        WebAdminMode::Http,
+    )
+    .await;
+    let mut endpoint = endpoint(&server);
+    endpoint.cli_tls = false;
+
+    let started = Instant::now();
+    let error = collect(&endpoint, &quick_options()).await.unwrap_err();
+    assert!(started.elapsed() < BOUND);
+    assert!(
+        error.source.is_connection_lost() || matches!(error.source, CliError::Protocol { .. }),
+        "{error:?}"
+    );
+}
+
+// --- WebAdmin feed ---
+
+fn feed_endpoint(
+    server: &axigen_sim::SimHandle,
+    allow_http: bool,
+) -> axiquota_core::model::ServerEndpoint {
+    let mut endpoint = endpoint(server);
+    endpoint.webadmin_enabled = true;
+    endpoint.webadmin_allow_http = allow_http;
+    endpoint
+}
+
+#[tokio::test]
+async fn feed_over_http_when_allowed() {
+    let data = sample_data(11);
+    let server = start(data.clone(), Behavior::default()).await;
+
+    let snapshot = collect(&feed_endpoint(&server, true), &patient_options())
+        .await
+        .unwrap();
+    assert_eq!(snapshot.webadmin_error, None);
+    assert_eq!(
+        comparable(&snapshot),
+        expected(&data, false, |_, _| UsageSource::Webadmin)
+    );
+    assert_eq!(
+        server.stats().command_count("SHOW"),
+        data.account_count() as u64,
+        "quota only"
+    );
+}
+
+#[tokio::test]
+async fn feed_over_https() {
+    let data = sample_data(12);
+    let behavior = Behavior {
+        webadmin: WebAdminBehavior {
+            extra_columns: true,
+            ragged_rows: true,
+            ..WebAdminBehavior::default()
+        },
+        ..Behavior::default()
+    };
+    let server = start_with(data.clone(), behavior, false, WebAdminMode::Https).await;
+
+    let snapshot = collect(&feed_endpoint(&server, false), &patient_options())
+        .await
+        .unwrap();
+    assert_eq!(snapshot.webadmin_error, None);
+    assert_eq!(
+        comparable(&snapshot),
+        expected(&data, false, |_, _| UsageSource::Webadmin)
+    );
+}
+
+#[tokio::test]
+async fn feed_not_sent_over_http_unless_allowed() {
+    let data = sample_data(13);
+    let server = start(data.clone(), Behavior::default()).await;
+
+    let snapshot = collect(&feed_endpoint(&server, false), &quick_options())
+        .await
+        .unwrap();
+    let error = snapshot
+        .webadmin_error
+        .clone()
+        .expect("HTTPS to a plain HTTP port fails");
+    assert!(error.contains("https://"), "{error}");
+    assert_eq!(comparable(&snapshot), expected_cli(&data));
+    assert_eq!(server.stats().webadmin_requests, 0, "no request in clear");
+}
+
+#[tokio::test]
+async fn feed_certificate_checked() {
+    let data = sample_data(14);
+    let server = start_with(data.clone(), Behavior::default(), false, WebAdminMode::Both).await;
+    let mut endpoint = feed_endpoint(&server, true);
+    endpoint.tls_verify = true;
+
+    let snapshot = collect(&endpoint, &quick_options()).await.unwrap();
+    let error = snapshot
+        .webadmin_error
+        .clone()
+        .expect("a self-signed certificate is rejected");
+    assert!(error.contains("invalid certificate"), "{error}");
+    // A rejected certificate never leads to plain HTTP, even when allowed,
+    // so every usage figure comes from the CLI.
+    assert_eq!(comparable(&snapshot), expected_cli(&data));
+}
+
+/// Runs one feed fault: the collection must succeed with CLI usage and
+/// record a feed error containing `marker`, within the bound.
+async fn assert_feed_fault(
+    name: &str,
+    webadmin: WebAdminBehavior,
+    options: CollectOptions,
+    marker: &str,
+) {
+    let data = sample_data(15);
+    let behavior = Behavior {
+        webadmin,
+        ..Behavior::default()
+    };
+    let server = start(data.clone(), behavior).await;
+
+    let started = Instant::now();
+    let snapshot = collect(&feed_endpoint(&server, true), &options)
+        .await
+        .unwrap_or_else(|error| panic!("{name}: {error}"));
+    assert!(
+        started.elapsed() < BOUND,
+        "{name}: took {:?}",
+        started.elapsed()
+    );
+    let error = snapshot
+        .webadmin_error
+        .clone()
+        .unwrap_or_else(|| panic!("{name}: no feed error"));
+    assert!(error.contains(marker), "{name}: {error}");
+    assert_eq!(comparable(&snapshot), expected_cli(&data), "{name}");
+    assert!(!error.contains("secret"), "{name}: {error}");
+}
+
+#[tokio::test]
+async fn feed_faults_fall_back_to_cli() {
+    let cases = [
+        (
+            "missing endpoint",
+            WebAdminBehavior {
+                missing_endpoint: true,
+                ..WebAdminBehavior::default()
+            },
+            "HTTP 404",
+        ),
+        (
+            "401",
+            WebAdminBehavior {
+                reject_credentials: true,
+                ..WebAdminBehavior::default()
+            },
+            "HTTP 401",
+        ),
+        (
+            "HTML login page",
+            WebAdminBehavior {
+                html_login_page: true,
+                ..WebAdminBehavior::default()
+            },
+            "not a tab-separated table",
+        ),
+        (
+            "missing mboxSizeKb",
+            WebAdminBehavior {
+                omit_mbox_size_column: true,
+                ..WebAdminBehavior::default()
+            },
+            "no \"mboxSizeKb\" column",
+        ),
+        (
+            "redirect",
+            WebAdminBehavior {
+                redirect_to: Some("http://127.0.0.1:9/data/accounts".to_owned()),
+                ..WebAdminBehavior::default()
+            },
+            "HTTP 302",
+        ),
+        (
+            "stall before headers",
+            WebAdminBehavior {
+                stall: Some(Stall::BeforeHeaders),
+                ..WebAdminBehavior::default()
+            },
+            "stalled",
+        ),
+        (
+            "stall after headers",
+            WebAdminBehavior {
+                stall: Some(Stall::AfterHeaders),
+                ..WebAdminBehavior::default()
+            },
+            "stalled",
+        ),
+    ];
+    for (name, webadmin, marker) in cases {
+        assert_feed_fault(name, webadmin, quick_options(), marker).await;
+    }
+}
+
+#[tokio::test]
+async fn feed_larger_than_limit() {
+    let webadmin = WebAdminBehavior {
+        huge_body_bytes: Some(4 * 1024 * 1024),
+        ..WebAdminBehavior::default()
+    };
+    let options = CollectOptions {
+        max_webadmin_bytes: 1024 * 1024,
+        ..quick_options()
+    };
+    assert_feed_fault("huge body", webadmin, options, "larger than the limit").await;
+}
+
+#[tokio::test]
+async fn feed_slower_than_total_timeout() {
+    // The feed trickles: never idle for the stall timeout, but longer than
+    // the total timeout.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Serves every connection: the HTTPS attempt comes first and fails.
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request).await;
+                let head = "HTTP/1.1 200 OK\r\nContent-Type: text/tab-separated-values\r\n\r\n";
+                let _ = stream.write_all(head.as_bytes()).await;
+                let _ = stream.write_all(b"accountEmail\tmboxSizeKb\n").await;
+                for index in 0..100 {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    if stream
+                        .write_all(format!("u{index}@x\t1\n").as_bytes())
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+
+    let data = sample_data(16);
+    let server = start(data.clone(), Behavior::default()).await;
+    let mut endpoint = feed_endpoint(&server, true);
+    endpoint.webadmin_port = port;
+    let options = CollectOptions {
+        webadmin_timeout: Duration::from_millis(800),
+        ..quick_options()
+    };
+
+    let started = Instant::now();
+    let snapshot = collect(&endpoint, &options).await.unwrap();
+    assert!(started.elapsed() < BOUND);
+    let error = snapshot.webadmin_error.clone().unwrap();
+    assert!(error.contains("timed out"), "{error}");
+    assert_eq!(comparable(&snapshot), expected_cli(&data));
+}
+
+#[tokio::test]
+async fn account_missing_from_feed_uses_cli() {
+    let data = sample_data(17);
+    let server = start(data.clone(), Behavior::default()).await;
+
+    // A hand-written feed that lists every other account, with addresses in
+    // upper case, so the rest must come from the CLI.
+    let mut body = String::from("id\taccountEmail\tmboxSizeKb\tnote\n");
+    let mut listed = std::collections::HashSet::new();
+    for domain in &data.domains {
+        for (index, account) in domain.accounts.iter().enumerate() {
+            if index % 2 == 0 {
+                let address = format!("{}@{}", account.name, domain.name);
+                body.push_str(&format!(
+                    "{index}\t{}\t{}\tx\n",
+                    address.to_uppercase(),
+                    account.used_kb
+                ));
+                listed.insert((domain.name.clone(), account.name.clone()));
+            }
+        }
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let body = std::sync::Arc::new(body);
+    // Serves every connection: the HTTPS attempt comes first and fails.
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let body = body.clone();
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request).await;
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(head.as_bytes()).await;
+                let _ = stream.write_all(body.as_bytes()).await;
+            });
+        }
+    });
+
+    let mut endpoint = feed_endpoint(&server, true);
+    endpoint.webadmin_port = port;
+    let snapshot = collect(&endpoint, &patient_options()).await.unwrap();
+    assert_eq!(snapshot.webadmin_error, None);
+    let want = expected(&data, false, |domain, account| {
+        if listed.contains(&(domain.to_owned(), account.to_owned())) {
+            UsageSource::Webadmin
+        } else {
+            UsageSource::Cli
+        }
+    });
+    assert_eq!(comparable(&snapshot), want);
+    assert_eq!(snapshot.usage_source_summary(), "mixed");
+}
