@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-/// How the CLI and the WebAdmin feed answer. Sessions and requests read the
-/// behavior when their connection is accepted.
+/// Reply variants and faults of the CLI and the WebAdmin feed. Sessions and
+/// requests read the behavior when their connection is accepted.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Behavior {
     // --- Login ---
@@ -37,7 +37,7 @@ pub struct Behavior {
     pub max_sessions: Option<usize>,
     /// Pause before sending each reply, the banner included.
     pub reply_latency: Duration,
-    /// How replies are cut into socket writes.
+    /// Split of replies into socket writes.
     pub chunking: Chunking,
     /// Pause between two writes of one reply when `chunking` splits it.
     /// Zero only yields to the runtime.
@@ -71,8 +71,8 @@ pub struct Behavior {
     pub extra_columns: bool,
     /// Domain tables with the name column alone, as older servers print.
     pub domain_name_only: bool,
-    /// Answer `LIST AllDomains` with `-ERR`, as servers before 10.6 do, so
-    /// only the enabled domains of `LIST Domains` can be read.
+    /// Reply `-ERR` to `LIST AllDomains`, as servers without that command
+    /// do, so only the enabled domains of `LIST Domains` can be read.
     pub no_list_all_domains: bool,
 
     // --- Values ---
@@ -82,18 +82,18 @@ pub struct Behavior {
     pub mbox_size_unit_lowercase: bool,
     /// Append a bracketed inheritance note to `totalMessageSize`.
     pub quota_notes: bool,
-    /// How an unlimited quota appears.
+    /// Form of an unlimited quota.
     pub unlimited_quota: UnlimitedQuota,
 
     // --- Vanished objects ---
-    /// Domains (any case) whose `UPDATE Domain` answers `-ERR`, as if deleted
+    /// Domains (any case) whose `UPDATE Domain` gets `-ERR`, as if deleted
     /// after they were listed.
     pub vanished_domains: Vec<String>,
-    /// Accounts as `local@domain` (any case) whose `UPDATE Account` answers
+    /// Accounts as `local@domain` (any case) whose `UPDATE Account` gets
     /// `-ERR`.
     pub vanished_accounts: Vec<String>,
     /// Accounts as `local@domain` (any case) whose `SHOW RegistryInformation`
-    /// answers `-ERR`.
+    /// gets `-ERR`.
     pub registry_errors: Vec<String>,
 
     /// The WebAdmin usage feed.
@@ -137,7 +137,7 @@ impl Default for Behavior {
     }
 }
 
-/// How one reply is cut into writes, each flushed on its own.
+/// Split of one reply into writes, each flushed on its own.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Chunking {
     /// One write per reply.
@@ -199,7 +199,7 @@ pub enum MboxSizeUnit {
     Gb,
 }
 
-/// How an unlimited quota (`quota_kb: None`) is written.
+/// Form of an unlimited quota (`quota_kb: None`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum UnlimitedQuota {
     /// `totalMessageSize = 0`.
@@ -213,13 +213,13 @@ pub enum UnlimitedQuota {
 /// Switches of the WebAdmin usage feed (`GET /data/accounts`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WebAdminBehavior {
-    /// Answer 404 for `/data/accounts`.
+    /// Reply 404 to `/data/accounts`.
     pub missing_endpoint: bool,
-    /// Answer 401 to every request, even with the right credentials.
+    /// Reply 401 to every request, even with the right credentials.
     pub reject_credentials: bool,
-    /// Answer 200 with an HTML login page instead of the table.
+    /// Reply 200 with an HTML login page instead of the table.
     pub html_login_page: bool,
-    /// Answer 302 with this `Location` instead of the table.
+    /// Reply 302 with this `Location` instead of the table.
     pub redirect_to: Option<String>,
     /// Leave out the `mboxSizeKb` column.
     pub omit_mbox_size_column: bool,
@@ -235,7 +235,7 @@ pub struct WebAdminBehavior {
     pub stall: Option<Stall>,
 }
 
-/// Where a stalled WebAdmin response stops.
+/// Point at which a stalled WebAdmin response stops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stall {
     /// Read the request, then send nothing.

@@ -127,7 +127,7 @@ struct BehaviorArgs {
     /// Pause in milliseconds before every reply.
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
-    /// How replies are cut into writes.
+    /// Split of replies into socket writes.
     #[arg(long, value_enum, default_value_t = ChunkingArg::Whole)]
     chunking: ChunkingArg,
     /// Seed of the split points of --chunking random.
@@ -172,7 +172,7 @@ struct BehaviorArgs {
     /// Domain tables with the name column alone, as older servers print.
     #[arg(long)]
     domain_name_only: bool,
-    /// Answer LIST AllDomains with -ERR, as servers before 10.6 do.
+    /// Reply -ERR to LIST AllDomains, as servers without that command do.
     #[arg(long)]
     no_list_all_domains: bool,
     /// Unit of "Mbox size" (mb and gb fall back to KB for sizes that are
@@ -185,16 +185,16 @@ struct BehaviorArgs {
     /// Append bracketed inheritance notes to totalMessageSize.
     #[arg(long)]
     quota_notes: bool,
-    /// How an unlimited quota appears.
+    /// Form of an unlimited quota.
     #[arg(long, value_enum, default_value_t = UnlimitedArg::Zero)]
     unlimited_quota: UnlimitedArg,
-    /// Answer UPDATE Domain with -ERR for this domain (repeatable).
+    /// Reply -ERR to UPDATE Domain for this domain (repeatable).
     #[arg(long = "vanished-domain", value_name = "DOMAIN")]
     vanished_domains: Vec<String>,
-    /// Answer UPDATE Account with -ERR for this local@domain (repeatable).
+    /// Reply -ERR to UPDATE Account for this local@domain (repeatable).
     #[arg(long = "vanished-account", value_name = "ADDRESS")]
     vanished_accounts: Vec<String>,
-    /// Answer SHOW RegistryInformation with -ERR for this local@domain
+    /// Reply -ERR to SHOW RegistryInformation for this local@domain
     /// (repeatable).
     #[arg(long = "registry-error", value_name = "ADDRESS")]
     registry_errors: Vec<String>,
@@ -203,16 +203,16 @@ struct BehaviorArgs {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "WebAdmin feed behavior")]
 struct WebAdminArgs {
-    /// Answer 404 for /data/accounts.
+    /// Reply 404 to /data/accounts.
     #[arg(long)]
     webadmin_missing_endpoint: bool,
-    /// Answer 401 to every request, even with the right credentials.
+    /// Reply 401 to every request, even with the right credentials.
     #[arg(long)]
     webadmin_reject_credentials: bool,
-    /// Answer 200 with an HTML login page instead of the table.
+    /// Reply 200 with an HTML login page instead of the table.
     #[arg(long)]
     webadmin_html_login: bool,
-    /// Answer 302 with this Location instead of the table.
+    /// Reply 302 with this Location instead of the table.
     #[arg(long, value_name = "URL")]
     webadmin_redirect_to: Option<String>,
     /// Leave out the mboxSizeKb column.

@@ -35,7 +35,7 @@ pub struct SimStats {
     pub cli_writes: u64,
     /// WebAdmin HTTP requests received (any path).
     pub webadmin_requests: u64,
-    /// WebAdmin requests answered 401.
+    /// WebAdmin requests rejected with 401.
     pub webadmin_unauthorized: u64,
 }
 

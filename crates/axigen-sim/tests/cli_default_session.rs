@@ -7,7 +7,7 @@ use axigen_sim::{SimOptions, SimServer};
 use common::{RawClient, example_data};
 
 /// Each step: the line the client sends (None for the banner) and the exact
-/// bytes the server answers with.
+/// bytes the server replies with.
 const SESSION: &[(Option<&str>, &str)] = &[
     (
         None,

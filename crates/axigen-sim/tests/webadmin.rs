@@ -275,6 +275,7 @@ async fn ragged_rows_vary_in_length() {
     };
     let server = start(data.clone(), behavior, WebAdminMode::Http).await;
     let text = get(&server, "/data/accounts", Some(RIGHT)).await.text();
+
     let widths: Vec<usize> = text
         .lines()
         .skip(1)
@@ -284,6 +285,7 @@ async fn ragged_rows_vary_in_length() {
     assert!(widths.contains(&2), "no short row: {widths:?}");
     assert!(widths.contains(&5), "no long row: {widths:?}");
     assert!(widths.contains(&4), "no regular row: {widths:?}");
+
     // Every row still carries the address and the usage.
     let usage: Vec<u64> = text
         .lines()
@@ -432,7 +434,7 @@ async fn https_port_refuses_plain_http() {
 }
 
 #[tokio::test]
-async fn both_mode_serves_http_and_https_on_one_port() {
+async fn both_mode_serves_http_and_https() {
     let server = start(
         example_data(),
         WebAdminBehavior::default(),

@@ -1,5 +1,5 @@
-//! Sends replies over the socket the way the behavior asks: after a pause,
-//! whole or cut into small writes, or only the first half before a close.
+//! Sends replies over the socket as the behavior sets: after a pause, whole
+//! or cut into small writes, or only the first half before a close.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,7 +77,7 @@ impl<W: AsyncWrite + Unpin> ReplyWriter<W> {
     }
 
     /// Sends the first half of a reply (at least one byte) and closes the
-    /// connection, as a server that dies while answering does.
+    /// connection, as a server that dies while replying does.
     pub(crate) async fn send_half_and_close(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         let half = (bytes.len() / 2).max(1).min(bytes.len());
         self.send(&bytes[..half]).await?;

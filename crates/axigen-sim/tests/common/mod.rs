@@ -140,8 +140,8 @@ pub fn account(name: &str, quota_kb: Option<u64>, used_kb: u64, message_count: u
     }
 }
 
-/// The data of the documented example session, plus an unlimited account
-/// and awkwardly named ones.
+/// Builds the data of the documented example session: one enabled domain
+/// with a limited and an unlimited account, and one empty disabled domain.
 pub fn example_data() -> ServerData {
     ServerData {
         domains: vec![
