@@ -206,7 +206,7 @@ pub enum UnlimitedQuota {
     #[default]
     Zero,
     /// No `totalMessageSize` line at all; `SHOW ATTR totalMessageSize`
-    /// answers `+OK` with no body.
+    /// returns `+OK` with no body.
     Missing,
 }
 
@@ -231,7 +231,7 @@ pub struct WebAdminBehavior {
     pub ragged_rows: bool,
     /// Pad the body with filler rows until it is at least this many bytes.
     pub huge_body_bytes: Option<u64>,
-    /// Stop answering part way and hold the connection open.
+    /// Stop sending part way and hold the connection open.
     pub stall: Option<Stall>,
 }
 

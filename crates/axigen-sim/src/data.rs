@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::rng::SplitMix64;
 
-/// Everything one simulated server knows: its domains and their accounts.
+/// The data one simulated server serves: its domains and their accounts.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerData {
     pub domains: Vec<Domain>,

@@ -227,7 +227,7 @@ struct WebAdminArgs {
     /// Pad the body with filler rows to at least this many bytes.
     #[arg(long, value_name = "BYTES")]
     webadmin_huge_body: Option<u64>,
-    /// Stop answering part way and hold the connection open.
+    /// Stop sending part way and hold the connection open.
     #[arg(long, value_enum)]
     webadmin_stall: Option<StallArg>,
 }

@@ -25,7 +25,7 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// one WebAdmin port serves both.
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 
-/// Which protocols the WebAdmin port speaks.
+/// Protocols of the WebAdmin port.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum WebAdminMode {
     /// Plain HTTP.
@@ -33,12 +33,12 @@ pub enum WebAdminMode {
     Http,
     /// HTTPS with the server's self-signed certificate.
     Https,
-    /// HTTPS and plain HTTP on the same port, told apart by the first byte
-    /// the client sends.
+    /// HTTPS and plain HTTP on the same port, distinguished by the first
+    /// byte the client sends.
     Both,
 }
 
-/// How one simulated server is reached and how it behaves.
+/// Credentials, transports and behavior of one simulated server.
 #[derive(Clone)]
 pub struct SimOptions {
     pub username: String,
@@ -244,12 +244,12 @@ impl SimHandle {
         &self.shared.username
     }
 
-    /// The self-signed certificate of the TLS listeners, DER-encoded.
+    /// Returns the self-signed certificate of the TLS listeners, DER-encoded.
     pub fn certificate_der(&self) -> &[u8] {
         &self.identity.certificate_der
     }
 
-    /// The same certificate, PEM-encoded.
+    /// Returns the same certificate, PEM-encoded.
     pub fn certificate_pem(&self) -> &str {
         &self.identity.certificate_pem
     }

@@ -1,5 +1,5 @@
 //! The WebAdmin usage feed: `GET /data/accounts` with HTTP Basic
-//! authentication, answered as tab-separated text with a header row.
+//! authentication, returned as tab-separated text with a header row.
 //!
 //! A minimal HTTP/1.1 server written on the socket, because the faults it
 //! must produce (headers without a body, nothing at all, a body that never

@@ -42,7 +42,7 @@ impl Reply {
         self
     }
 
-    /// A line shown in bold when console codes are on.
+    /// Appends a line, in bold when console codes are on.
     pub(crate) fn emphasised_line(&mut self, text: &str) -> &mut Self {
         if self.console_codes {
             let wrapped = format!("{BOLD}{text}{RESET}");
@@ -120,7 +120,7 @@ impl TableLayout<'_> {
     }
 
     /// Pads every cell but the last to its column width, counting
-    /// characters rather than bytes; a cell that fills its column gets a
+    /// characters rather than bytes. A cell that fills its column gets a
     /// single space after it.
     fn format_row(&self, cells: &[&str]) -> String {
         let mut row = String::new();
