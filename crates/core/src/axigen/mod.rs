@@ -1,5 +1,5 @@
 //! Clients for the Axigen admin CLI and the WebAdmin usage feed, and the
-//! collector that turns their answers into a snapshot.
+//! collector that turns their replies into a snapshot.
 
 pub mod cli;
 pub mod collector;

@@ -53,7 +53,7 @@ impl Default for FeedOptions {
     }
 }
 
-/// Why the usage feed could not be used.
+/// A failure of the usage feed request.
 #[derive(Debug, thiserror::Error)]
 pub enum FeedError {
     #[error("WebAdmin usage feed {url} not found (HTTP 404); this server does not offer it")]
@@ -73,7 +73,7 @@ pub enum FeedError {
     Stalled { url: String, after: Duration },
     #[error("WebAdmin usage feed {url} is larger than the limit of {limit} bytes; raise the limit")]
     TooLarge { url: String, limit: usize },
-    #[error("WebAdmin usage feed {url} answered HTTP {status}")]
+    #[error("WebAdmin usage feed {url} returned HTTP {status}")]
     Http { url: String, status: u16 },
     #[error("connecting to the WebAdmin usage feed {url} failed: {detail}")]
     Connect { url: String, detail: String },
@@ -187,7 +187,7 @@ async fn choose_scheme(
     }
 }
 
-/// Why a TLS handshake with the WebAdmin port failed.
+/// A failure of the TLS handshake probe on the WebAdmin port.
 #[derive(Debug)]
 enum ProbeFailure {
     /// Nothing accepted the TCP connection.

@@ -49,7 +49,7 @@ impl Default for ConnectOptions {
     }
 }
 
-/// Why a CLI operation failed, grouped by what the caller does next.
+/// A failed CLI operation, grouped by what the caller does next.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     /// The server could not be reached: check the host name, port and
@@ -79,7 +79,7 @@ pub enum CliError {
          password stored for this server"
     )]
     AuthenticationFailed { username: String, status: String },
-    /// The server answered a command with `-ERR`.
+    /// The server replied to a command with `-ERR`.
     #[error("the Axigen CLI rejected {command}: \"{status}\"")]
     Rejected { command: String, status: String },
     /// The server sent something the client cannot read.
@@ -98,8 +98,8 @@ pub enum CliError {
 }
 
 impl CliError {
-    /// Whether the session was lost in a way that a new session may not
-    /// meet again: the peer closed or went silent.
+    /// Returns whether the session was lost in a way that a new session may not
+    /// meet again, because the peer closed or went silent.
     pub fn is_connection_lost(&self) -> bool {
         matches!(self, Self::Closed { .. } | Self::TimedOut { .. })
     }
@@ -146,7 +146,7 @@ impl fmt::Debug for Connection {
 }
 
 impl Connection {
-    /// Connects to the server's CLI port (over TLS when the endpoint says so)
+    /// Connects to the server's CLI port (over TLS when the endpoint sets `cli_tls`)
     /// and reads the banner up to the `<login> ` prompt.
     ///
     /// # Errors

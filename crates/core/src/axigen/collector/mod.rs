@@ -1,4 +1,4 @@
-//! The collector: one server's CLI and WebAdmin answers turned into one
+//! The collector: one server's CLI and WebAdmin replies turned into one
 //! complete [`Snapshot`], or an error.
 //!
 //! A first CLI session lists the domains while the WebAdmin usage feed is
@@ -7,7 +7,7 @@
 //! Quotas always come from the CLI; usage comes from the feed when it worked
 //! and lists the account, and from `SHOW RegistryInformation` otherwise.
 //!
-//! Domains and accounts that the server no longer knows when they are
+//! Domains and accounts that the server no longer has when they are
 //! entered (`-ERR` on `UPDATE`) are recorded in [`Snapshot::skipped`]. A
 //! session that is lost (closed or silent) is replaced once per position and
 //! the work goes on where it stopped; a second loss at the same position, or

@@ -26,7 +26,7 @@ pub(super) enum Job {
     Accounts { domain: usize, range: Range<usize> },
 }
 
-/// What became of one listed account.
+/// The outcome of reading one listed account.
 #[derive(Debug)]
 enum Slot {
     Pending,

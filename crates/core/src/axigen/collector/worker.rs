@@ -14,10 +14,10 @@ use crate::model::{AccountSnapshot, ServerEndpoint, UsageSource};
 /// `BACK` inside one account, or `LIST AllDomains` and `LIST Domains`.
 const MAX_ERRORS_PER_STEP: u32 = 3;
 
-/// What became of one account.
+/// The outcome of reading one account.
 enum AccountOutcome {
     Read(AccountSnapshot),
-    /// The server rejected a command for this account; the reason says which.
+    /// The server rejected a command for this account, named in the reason.
     Skipped(String),
     /// The account's domain vanished.
     DomainGone,
