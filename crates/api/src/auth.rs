@@ -23,7 +23,7 @@ pub const MIN_SECRET_BYTES: usize = 32;
 /// Seconds of clock difference tolerated when checking `exp`.
 const LEEWAY_SECONDS: u64 = 30;
 
-/// What a token allows.
+/// Permission level granted by a token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
@@ -57,7 +57,7 @@ impl std::str::FromStr for Scope {
 /// The claims of an API token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
-    /// Who the token was issued to, for the log.
+    /// Subject the token was issued to, for the log.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sub: Option<String>,
     /// `read` or `admin`; kept as text so that an unknown value gets its own
@@ -83,7 +83,7 @@ pub struct WeakSecretError {
     pub length: usize,
 }
 
-/// How requests are authenticated.
+/// Authentication mode of the API.
 #[derive(Clone)]
 pub enum Auth {
     /// Every request that needs a scope must carry a valid token.
@@ -206,7 +206,8 @@ pub fn issue_token(
         iat: now,
     };
     let key = EncodingKey::from_secret(secret.expose().as_bytes());
-    // Encoding HS256 claims that serialize to JSON cannot fail.
+    // HMAC signing has no failure mode and these claims always serialize,
+    // so an error here is a bug.
     Ok(
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key)
             .expect("HS256 encoding of plain claims"),

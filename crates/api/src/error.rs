@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-/// A server that holds a name asked for, listed when the name is ambiguous.
+/// A server that hosts the requested name, listed when the name is ambiguous.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct ServerRef {
     pub name: String,
@@ -20,7 +20,7 @@ pub struct ServerRef {
 pub struct ErrorBody {
     /// Always `false`.
     pub success: bool,
-    /// What failed and how to fix it.
+    /// Description of the failure and of the fix.
     pub message: String,
     /// The request field or query parameter at fault, when there is one.
     pub field: Option<String>,
@@ -60,7 +60,7 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("request timed out after {0} seconds")]
     Timeout(u64),
-    /// The database does not answer; the cause is logged, not sent.
+    /// The database is unreachable. The cause is logged, not sent.
     #[error("service unavailable")]
     Unavailable(#[source] anyhow::Error),
     /// Any other server-side failure; the cause is logged, not sent.

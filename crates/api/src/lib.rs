@@ -34,7 +34,7 @@ pub use error::ApiError;
 /// Settings that shape the router, taken from the command line.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Longest time a handler may take to produce response headers. A
+    /// Maximum time a handler may take to produce response headers. A
     /// streamed report also stops when the client reads nothing for this
     /// long.
     pub request_timeout: Duration,

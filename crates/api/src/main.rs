@@ -58,7 +58,7 @@ struct ServeArgs {
     #[arg(long, env = "API_CORS_ORIGINS", default_value = "")]
     cors_origins: String,
 
-    /// Seconds a request may take before it answers 503; a streamed report
+    /// Maximum seconds a request may take before the API responds 503. A streamed report
     /// also stops when the client reads nothing for this long
     #[arg(long, env = "API_REQUEST_TIMEOUT", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
@@ -76,7 +76,7 @@ struct ServeArgs {
 
 #[derive(Args, Debug)]
 struct TokenArgs {
-    /// What the token allows: read (reports) or admin (reports and server changes)
+    /// Permission level: read (reports) or admin (reports and server changes)
     #[arg(long, value_parser = parse_scope)]
     scope: Scope,
 
@@ -84,7 +84,7 @@ struct TokenArgs {
     #[arg(long, default_value = "30d", value_parser = axiquota_api::parse_ttl)]
     ttl: Duration,
 
-    /// Who the token is for; appears in the API's debug log
+    /// Subject of the token, shown in the API's debug log
     #[arg(long)]
     subject: Option<String>,
 

@@ -108,7 +108,7 @@ fn trim_trailing_slash(mut request: Request) -> Request {
     request
 }
 
-/// Answers requests to paths that no route serves.
+/// Rejects requests to paths that no route serves with 404.
 async fn unknown_route(uri: Uri) -> ApiError {
     ApiError::not_found(
         None,
@@ -119,7 +119,7 @@ async fn unknown_route(uri: Uri) -> ApiError {
     )
 }
 
-/// Answers 503 when a handler takes longer than the configured timeout to
+/// Responds 503 when a handler takes longer than the configured timeout to
 /// produce its response headers. A streamed body is bounded separately by
 /// its idle timeout.
 async fn enforce_timeout(State(state): State<AppState>, request: Request, next: Next) -> Response {

@@ -50,7 +50,7 @@ pub fn full_report_body(
     Body::from_stream(receiver)
 }
 
-/// Why the producer stopped early.
+/// Reason the producer stopped early.
 enum Stop {
     ClientGone,
     ClientStalled,
@@ -113,7 +113,7 @@ async fn produce(
         ),
         Err(error) => {
             // The status line has been sent, so the only way to tell the
-            // client is to break the body: it sees an incomplete response,
+            // client is to break the body, so it receives an incomplete response,
             // never a truncated document that parses.
             tracing::error!(
                 error = axiquota_core::store::describe_sqlx_error(&error),
@@ -128,7 +128,8 @@ async fn produce(
 }
 
 fn push_json<T: Serialize + ?Sized>(buffer: &mut Vec<u8>, value: &T) {
-    // Serializing strings, numbers and derived structs into a Vec cannot fail.
+    // Writing to a Vec has no I/O error and these types always serialize, so
+    // an error here is a bug.
     serde_json::to_writer(buffer, value).expect("serialize to memory");
 }
 

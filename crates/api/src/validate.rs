@@ -5,10 +5,11 @@ use std::net::IpAddr;
 
 use crate::error::ApiError;
 
-/// Longest host name that DNS allows, in bytes.
+/// Maximum host name length that DNS allows, in bytes.
 pub const MAX_HOSTNAME_LEN: usize = 253;
 const MAX_LABEL_LEN: usize = 63;
-/// Longest server label, user name or password accepted, in characters.
+/// Maximum length of a server label or user name, in characters, and of a
+/// password, in bytes.
 pub const MAX_TEXT_LEN: usize = 255;
 pub const MAX_PASSWORD_LEN: usize = 1024;
 

@@ -51,11 +51,11 @@ pub struct AccountView {
     /// `used_kb / quota_kb * 100`, two decimals; null when unlimited.
     pub usage_percent: Option<f64>,
     pub message_count: Option<i64>,
-    /// Where the usage figure came from: `webadmin` or `cli`.
+    /// Source of the usage figure: `webadmin` or `cli`.
     pub usage_source: String,
     /// When the poll that stored this row collected the server.
     pub collected_at: DateTime<Utc>,
-    /// Label of the server that holds the account; only in flat listings
+    /// Label of the server that hosts the account; only in flat listings
     /// and single-account lookups.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_name: Option<String>,
@@ -313,12 +313,12 @@ pub struct PollView {
     pub started_at: DateTime<Utc>,
     /// `ok`, `failed` or `locked`.
     pub status: String,
-    /// Why the poll failed.
+    /// Error of a failed poll.
     pub error: Option<String>,
     pub duration_ms: Option<i64>,
     /// `webadmin`, `cli`, `mixed` or `none`.
     pub usage_source: Option<String>,
-    /// Why the WebAdmin feed was not used although enabled.
+    /// Error that kept the WebAdmin feed from being used although enabled.
     pub webadmin_error: Option<String>,
 }
 

@@ -60,7 +60,7 @@ async fn openapi_lists_every_route(pool: PgPool) {
     let listed: BTreeSet<&str> = paths.keys().map(String::as_str).collect();
     assert_eq!(listed, ROUTES.into_iter().collect::<BTreeSet<_>>());
 
-    // Every documented operation is served: none answers 404 or 405.
+    // Every documented operation is served, so none responds 404 or 405.
     for (path, item) in paths {
         for method in item.as_object().unwrap().keys() {
             let request = app

@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 use crate::AppState;
 use crate::openapi::ApiDoc;
 
-/// The API routes and their OpenAPI document, without Swagger UI.
+/// Builds the API routes and their OpenAPI document, without Swagger UI.
 pub fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(servers::add_server))

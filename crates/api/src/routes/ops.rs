@@ -38,15 +38,15 @@ pub async fn health() -> Json<StatusBody> {
     })
 }
 
-/// Tells whether the API can serve requests: the database answers.
+/// Reports whether the API can serve requests, that is whether the database responds.
 #[utoipa::path(
     get,
     path = "/ready",
     tag = "operations",
     security(()),
     responses(
-        (status = 200, description = "The database answers", body = StatusBody),
-        (status = 503, description = "The database does not answer; the cause is logged", body = ErrorBody),
+        (status = 200, description = "The database responds", body = StatusBody),
+        (status = 503, description = "The database does not respond. The cause is logged", body = ErrorBody),
     )
 )]
 pub async fn ready(State(state): State<AppState>) -> Result<Json<StatusBody>, ApiError> {

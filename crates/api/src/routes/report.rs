@@ -36,8 +36,8 @@ pub struct ReportParams {
 
 /// Reports stored usage. Without parameters: every server with its domains
 /// and accounts, streamed. With `domain`: that domain and its accounts. With
-/// `account`: that account. A name held by several servers answers 409 with
-/// the list of servers; add `server` to pick one.
+/// `account`: that account. A name present on several servers gets 409 with
+/// the list of servers, and `server` picks one.
 #[utoipa::path(
     get,
     path = "/report",

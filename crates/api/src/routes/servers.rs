@@ -108,7 +108,7 @@ impl AddServerRequest {
     }
 }
 
-/// The answer to a successful registration.
+/// Response to a successful registration.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AddServerResponse {
     /// Always `true`.
@@ -190,7 +190,7 @@ pub struct DeleteServerRequest {
     pub hostname: String,
 }
 
-/// The answer to a successful deletion.
+/// Response to a successful deletion.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeleteServerResponse {
     /// Always `true`.

@@ -65,7 +65,7 @@ pub fn stream_full_report(
     .fetch(pool)
 }
 
-/// One account with the server and domain that hold it.
+/// One account with the server and domain that contain it.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct AccountRow {
     pub server_id: Uuid,
@@ -95,7 +95,7 @@ macro_rules! account_columns {
     };
 }
 
-/// One domain with the server that holds it.
+/// One domain with the server that hosts it.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct DomainRow {
     pub domain_id: i64,
@@ -561,7 +561,7 @@ pub async fn list_server_status(pool: &PgPool) -> sqlx::Result<Vec<ServerStatus>
     .await
 }
 
-/// Checks that the database answers a trivial statement.
+/// Checks that the database responds to a trivial statement.
 ///
 /// # Errors
 ///
