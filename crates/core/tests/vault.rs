@@ -150,7 +150,7 @@ fn rotation_first_key_encrypts_any_key_decrypts() {
 
 #[test]
 fn wrong_key_is_rejected() {
-    let token = vault(&Vault::generate_key().expose().to_owned()).encrypt(&Secret::new("pw"));
+    let token = vault(Vault::generate_key().expose()).encrypt(&Secret::new("pw"));
     let other = Vault::from_keys(&Vault::generate_key()).unwrap();
     assert_eq!(other.decrypt(&token), Err(VaultError::Decrypt));
 }
