@@ -32,9 +32,9 @@ fn binary_dir() -> PathBuf {
 async fn build_binaries() {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let mut command = Command::new(cargo);
-    command.args([
-        "build", "--bin", "migrator", "--bin", "api", "--bin", "poller",
-    ]);
+    // The whole workspace, so that features resolve as in
+    // `cargo test --workspace` and nothing is compiled a second time.
+    command.args(["build", "--workspace", "--bins"]);
     if binary_dir().ends_with("release") {
         command.arg("--release");
     }
