@@ -1,0 +1,219 @@
+//! The fake Axigen fleet: `count` simulated servers in one process, server
+//! `i` on its own loopback address 127.0.0.(i+2), so that each one has its
+//! own host name in the `servers` table.
+//!
+//! The `fake-servers` subcommand runs the fleet and prints its addresses as
+//! one JSON line; when its standard input closes it prints the command
+//! counters of all servers as a second JSON line and exits. [`Fleet`] is the
+//! benchmark's side of that exchange.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use axigen_sim::{Behavior, GenerateSpec, ServerData, SimOptions, SimServer, WebAdminMode};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::{Child, ChildStdin, ChildStdout};
+
+/// Loopback addresses from 127.0.0.2 to 127.0.0.254 give at most 253 servers.
+pub const MAX_SERVERS: usize = 253;
+
+/// The shape of the generated fleet.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct FleetSpec {
+    /// Number of fake servers, at most 253
+    #[arg(long, default_value_t = 100)]
+    pub servers: usize,
+    /// Domains per fake server
+    #[arg(long, default_value_t = 4)]
+    pub domains: usize,
+    /// Accounts per domain
+    #[arg(long, default_value_t = 500)]
+    pub accounts_per_domain: usize,
+    /// Pause in milliseconds before every CLI reply
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+}
+
+impl FleetSpec {
+    pub fn accounts(&self) -> usize {
+        self.servers * self.domains * self.accounts_per_domain
+    }
+}
+
+/// One fake server's addresses, as printed by `fake-servers`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FakeServer {
+    pub host: String,
+    pub cli_port: u16,
+    pub webadmin_port: u16,
+}
+
+/// Counters summed over every server of the fleet.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct FleetStats {
+    /// Commands received, by upper-cased first word.
+    pub commands: BTreeMap<String, u64>,
+    pub cli_connections: u64,
+    pub logins: u64,
+    pub webadmin_requests: u64,
+    /// The largest number of CLI sessions one server had open at once.
+    pub peak_sessions_per_server: u64,
+}
+
+impl FleetStats {
+    /// Every command sent after login; each gets exactly one reply.
+    pub fn commands_total(&self) -> u64 {
+        self.commands.values().sum()
+    }
+}
+
+/// Runs the fleet until standard input closes (the `fake-servers`
+/// subcommand).
+///
+/// # Errors
+///
+/// When a server cannot be bound, for example because the host does not
+/// route 127.0.0.0/8 to the loopback interface.
+pub async fn serve(spec: FleetSpec) -> anyhow::Result<()> {
+    if spec.servers == 0 || spec.servers > MAX_SERVERS {
+        bail!(
+            "invalid --servers {}: expected 1 to {MAX_SERVERS}, one loopback address each",
+            spec.servers
+        );
+    }
+    let options = SimOptions {
+        behavior: Behavior {
+            reply_latency: Duration::from_millis(spec.latency_ms),
+            ..Behavior::default()
+        },
+        // HTTPS, as Axigen's WebAdmin on port 9443. Plain HTTP would cost
+        // each server the client's wait for a TLS answer before it falls
+        // back.
+        webadmin: WebAdminMode::Https,
+        ..SimOptions::default()
+    };
+
+    let mut handles = Vec::with_capacity(spec.servers);
+    let mut servers = Vec::with_capacity(spec.servers);
+    for index in 0..spec.servers {
+        let octet = u8::try_from(index + 2).expect("at most 253 servers");
+        let ip = IpAddr::V4(Ipv4Addr::new(127, 0, 0, octet));
+        let data = ServerData::generate(&GenerateSpec {
+            seed: 1000 + index as u64,
+            domains: spec.domains,
+            accounts_per_domain: spec.accounts_per_domain,
+            awkward_names: false,
+            disabled_domain_percent: 20,
+        });
+        let address = SocketAddr::new(ip, 0);
+        let handle = SimServer::start_on(address, address, data, options.clone())
+            .await
+            .with_context(|| format!("starting the fake server on {ip} failed"))?;
+        servers.push(FakeServer {
+            host: ip.to_string(),
+            cli_port: handle.cli_addr().port(),
+            webadmin_port: handle.webadmin_addr().port(),
+        });
+        handles.push(handle);
+    }
+    println!("{}", serde_json::to_string(&servers)?);
+
+    // Standard input closing is the signal to report and stop.
+    let mut sink = Vec::new();
+    let _ = tokio::io::stdin().read_to_end(&mut sink).await;
+
+    let mut total = FleetStats::default();
+    for handle in &handles {
+        let stats = handle.stats();
+        for (verb, count) in &stats.commands {
+            *total.commands.entry(verb.clone()).or_default() += count;
+        }
+        total.cli_connections += stats.cli_connections;
+        total.logins += stats.logins_succeeded;
+        total.webadmin_requests += stats.webadmin_requests;
+        total.peak_sessions_per_server =
+            total.peak_sessions_per_server.max(stats.cli_sessions_peak);
+    }
+    println!("{}", serde_json::to_string(&total)?);
+    for handle in handles {
+        handle.shutdown().await;
+    }
+    Ok(())
+}
+
+/// A running `fake-servers` child process.
+pub struct Fleet {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+    pub servers: Vec<FakeServer>,
+}
+
+impl Fleet {
+    /// Starts `fake-servers` from this same executable and waits for its
+    /// addresses.
+    ///
+    /// # Errors
+    ///
+    /// When the child cannot start or prints no addresses.
+    pub async fn start(spec: FleetSpec) -> anyhow::Result<Self> {
+        let exe = std::env::current_exe().context("locating the benchmark executable failed")?;
+        let mut child = tokio::process::Command::new(exe)
+            .arg("fake-servers")
+            .arg("--servers")
+            .arg(spec.servers.to_string())
+            .arg("--domains")
+            .arg(spec.domains.to_string())
+            .arg("--accounts-per-domain")
+            .arg(spec.accounts_per_domain.to_string())
+            .arg("--latency-ms")
+            .arg(spec.latency_ms.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting the fake servers failed")?;
+        let stdin = child.stdin.take();
+        let mut stdout = BufReader::new(child.stdout.take().context("no stdout pipe")?);
+
+        let mut line = String::new();
+        stdout
+            .read_line(&mut line)
+            .await
+            .context("reading the fake servers' addresses failed")?;
+        let servers: Vec<FakeServer> = serde_json::from_str(&line).with_context(|| {
+            format!("the fake servers printed no address list: {line:?}; see the error above")
+        })?;
+        Ok(Self {
+            child,
+            stdin,
+            stdout,
+            servers,
+        })
+    }
+
+    /// Stops the fleet and returns its counters.
+    ///
+    /// # Errors
+    ///
+    /// When the child prints no counters or fails.
+    pub async fn stop(mut self) -> anyhow::Result<FleetStats> {
+        drop(self.stdin.take());
+        let mut line = String::new();
+        self.stdout
+            .read_line(&mut line)
+            .await
+            .context("reading the fake servers' counters failed")?;
+        let stats = serde_json::from_str(&line)
+            .with_context(|| format!("invalid counters from the fake servers: {line:?}"))?;
+        let status = self.child.wait().await?;
+        if !status.success() {
+            bail!("the fake servers exited with {status}");
+        }
+        Ok(stats)
+    }
+}

@@ -1,0 +1,610 @@
+//! `axiquota-bench`: measures a poll of a fleet of fake Axigen servers, the
+//! snapshot write path and the API, and prints the figures as Markdown.
+//!
+//! Run it through `scripts/bench`, which builds the release binaries and
+//! provides a PostgreSQL server. All traffic stays on 127.0.0.0/8.
+
+mod api;
+mod db;
+mod fake;
+mod poll;
+mod process;
+mod write;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use axiquota_core::Vault;
+use clap::{Parser, Subcommand};
+
+use crate::fake::{Fleet, FleetSpec, FleetStats};
+use crate::poll::Concurrency;
+use crate::process::{ChildUsage, mb};
+
+/// Benchmarks of axiquota against fake Axigen servers on loopback.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run every benchmark and print the figures as Markdown on stdout
+    Run(RunArgs),
+    /// Run a fleet of fake servers on 127.0.0.2 and up; prints their
+    /// addresses as JSON, then their counters when stdin closes
+    FakeServers(FleetSpec),
+}
+
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    /// PostgreSQL server on which a fresh database is created and dropped;
+    /// the role needs CREATEDB
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: String,
+
+    /// Directory with the `poller` and `api` binaries; defaults to the
+    /// directory of this executable
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+
+    /// Directory for the logs of the child processes; defaults to a new
+    /// temporary directory
+    #[arg(long)]
+    log_dir: Option<PathBuf>,
+
+    #[command(flatten)]
+    fleet: FleetSpec,
+
+    /// Servers polled at the same time (the poller's --max-servers)
+    #[arg(long, default_value_t = 100)]
+    max_servers: usize,
+
+    /// CLI sessions per server (the poller's --sessions-per-server)
+    #[arg(long, default_value_t = 3)]
+    sessions_per_server: usize,
+
+    /// Pause per CLI reply in the slow-server poll, in milliseconds
+    #[arg(long, default_value_t = 1)]
+    slow_latency_ms: u64,
+
+    /// Lookups sent one after the other for the latency figures
+    #[arg(long, default_value_t = 2000)]
+    lookups: usize,
+
+    /// Connections of the load generator
+    #[arg(long, default_value_t = 8)]
+    connections: usize,
+
+    /// Seconds the load generator runs
+    #[arg(long, default_value_t = 10)]
+    load_seconds: u64,
+
+    /// Timed rounds of the write-path benchmark (the median is reported)
+    #[arg(long, default_value_t = 3)]
+    write_rounds: usize,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // reqwest is built without a default TLS provider; the load generator
+    // speaks plain HTTP, but building a client still needs one.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: starting the async runtime failed: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command {
+        Command::Run(args) => runtime.block_on(run(args)),
+        Command::FakeServers(spec) => runtime.block_on(fake::serve(spec)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints a progress line on stderr, so stdout holds only the report.
+fn progress(message: &str) {
+    eprintln!("bench: {message}");
+}
+
+fn seconds(duration: Duration) -> String {
+    format!("{:.2} s", duration.as_secs_f64())
+}
+
+fn millis(duration: Duration) -> String {
+    format!("{:.2} ms", duration.as_secs_f64() * 1000.0)
+}
+
+fn per_second(count: usize, duration: Duration) -> String {
+    format!("{:.0}", count as f64 / duration.as_secs_f64())
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "not met" }
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let bin_dir = match &args.bin_dir {
+        Some(dir) => dir.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("the benchmark executable has no directory")?
+            .to_path_buf(),
+    };
+    let log_dir = match &args.log_dir {
+        Some(dir) => dir.clone(),
+        None => std::env::temp_dir().join(format!("axiquota-bench-{}", std::process::id())),
+    };
+    std::fs::create_dir_all(&log_dir)
+        .with_context(|| format!("creating {} failed", log_dir.display()))?;
+    progress(&format!(
+        "logs of the child processes go to {}",
+        log_dir.display()
+    ));
+
+    let database = db::BenchDatabase::create(&args.database_url).await?;
+    progress(&format!("created database {}", database.name));
+    let outcome = run_all(&args, &bin_dir, &log_dir, &database).await;
+    if let Err(error) = database.drop_database().await {
+        progress(&format!("{error:#}"));
+    }
+    outcome
+}
+
+async fn run_all(
+    args: &RunArgs,
+    bin_dir: &Path,
+    log_dir: &Path,
+    database: &db::BenchDatabase,
+) -> anyhow::Result<()> {
+    let pool = &database.pool;
+    let key = Vault::generate_key();
+    let vault = Vault::from_keys(&key)?;
+    let poller_bin = bin_dir.join("poller");
+    let api_bin = bin_dir.join("api");
+    let concurrency = Concurrency {
+        max_servers: args.max_servers,
+        sessions_per_server: args.sessions_per_server,
+    };
+    let accounts = args.fleet.accounts();
+
+    print_machine(pool, args).await?;
+
+    // Poll without added latency: a first poll into empty tables, a second
+    // one replacing every snapshot, then the split into its halves.
+    let fast = FleetSpec {
+        latency_ms: 0,
+        ..args.fleet
+    };
+    progress(&format!(
+        "starting {} fake servers without added latency",
+        fast.servers
+    ));
+    let fleet = Fleet::start(fast).await?;
+    db::register_fleet(pool, &vault, &fleet.servers).await?;
+
+    progress("poll 1: the poller into empty tables");
+    let first = poll::run_poller(
+        &poller_bin,
+        &database.url,
+        key.expose(),
+        concurrency,
+        &log_dir.join("poll-1.log"),
+    )
+    .await?;
+    check_accounts(pool, accounts).await?;
+    progress("poll 2: the poller replacing every snapshot");
+    let second = poll::run_poller(
+        &poller_bin,
+        &database.url,
+        key.expose(),
+        concurrency,
+        &log_dir.join("poll-2.log"),
+    )
+    .await?;
+    check_accounts(pool, accounts).await?;
+    progress("poll 3: collection and writes one after the other, in this process");
+    let split = poll::split_poll(pool, &vault, concurrency).await?;
+    let fast_stats = fleet.stop().await?;
+
+    // Poll with added latency per CLI reply.
+    let slow = FleetSpec {
+        latency_ms: args.slow_latency_ms,
+        ..args.fleet
+    };
+    progress(&format!(
+        "poll 4: the poller against fake servers adding {} ms per CLI reply",
+        slow.latency_ms
+    ));
+    let fleet = Fleet::start(slow).await?;
+    db::register_fleet(pool, &vault, &fleet.servers).await?;
+    let slow_poll = poll::run_poller(
+        &poller_bin,
+        &database.url,
+        key.expose(),
+        concurrency,
+        &log_dir.join("poll-4.log"),
+    )
+    .await?;
+    check_accounts(pool, accounts).await?;
+    let slow_stats = fleet.stop().await?;
+
+    print_poll(
+        args,
+        &PollFigures {
+            first,
+            second,
+            split,
+            fast_stats,
+            slow_poll,
+            slow_stats,
+        },
+    );
+
+    // The API over the stored snapshot. Autovacuum would get there on its
+    // own; running it now keeps the figures independent of its timing.
+    for table in ["accounts", "domains", "servers"] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("VACUUM ANALYZE {table}")))
+            .execute(pool)
+            .await?;
+    }
+    progress("API: starting api --no-auth");
+    let api_process = api::ApiProcess::start(
+        &api_bin,
+        &database.url,
+        key.expose(),
+        &log_dir.join("api.log"),
+    )
+    .await?;
+    let api_figures = measure_api(args, pool, &api_process).await;
+    api_process.stop().await;
+    print_api(args, &api_figures?);
+
+    progress("write path: replace_snapshot against COPY");
+    let snapshot = write::build_snapshot(100, accounts.div_ceil(100));
+    let write_figures = write::measure(pool, &vault, &snapshot, args.write_rounds.max(1)).await?;
+    print_write(&write_figures);
+    Ok(())
+}
+
+async fn check_accounts(pool: &sqlx::PgPool, expected: usize) -> anyhow::Result<()> {
+    let stored = db::account_count(pool).await?;
+    if usize::try_from(stored).ok() != Some(expected) {
+        anyhow::bail!("the poll stored {stored} accounts; expected {expected}");
+    }
+    Ok(())
+}
+
+async fn print_machine(pool: &sqlx::PgPool, args: &RunArgs) -> anyhow::Result<()> {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find(|line| line.starts_with("model name"))
+        .and_then(|line| line.split_once(':'))
+        .map_or("unknown", |(_, model)| model.trim());
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let memory = meminfo
+        .lines()
+        .find(|line| line.starts_with("MemTotal:"))
+        .map_or("unknown".to_owned(), |line| {
+            line.trim_start_matches("MemTotal:").trim().to_owned()
+        });
+    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
+    let postgres: String = sqlx::query_scalar("SELECT version()")
+        .fetch_one(pool)
+        .await?;
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+
+    println!("## Machine\n");
+    println!("| | |\n|---|---|");
+    println!("| CPU | {cpu} |");
+    println!("| cores (nproc) | {cores} |");
+    println!("| memory | {memory} |");
+    println!("| PostgreSQL | {postgres} |");
+    println!("| build profile | {profile} |");
+    println!(
+        "| fleet | {} fake servers x {} domains x {} accounts = {} accounts |",
+        args.fleet.servers,
+        args.fleet.domains,
+        args.fleet.accounts_per_domain,
+        args.fleet.accounts()
+    );
+    println!(
+        "| poller concurrency | --max-servers {} --sessions-per-server {} |",
+        args.max_servers, args.sessions_per_server
+    );
+    println!();
+    Ok(())
+}
+
+struct PollFigures {
+    first: ChildUsage,
+    second: ChildUsage,
+    split: poll::Split,
+    fast_stats: FleetStats,
+    slow_poll: ChildUsage,
+    slow_stats: FleetStats,
+}
+
+fn print_poll(args: &RunArgs, figures: &PollFigures) {
+    let accounts = args.fleet.accounts();
+    println!("## Poll\n");
+    println!(
+        "The real `poller` binary, fake servers in a separate process. Wall time from \
+         start to exit (reading the server list, collecting, writing, recording the run); \
+         peak memory is the poller's VmHWM.\n"
+    );
+    println!("| run | wall time | accounts/s | poller CPU | poller peak memory |");
+    println!("|---|---|---|---|---|");
+    let row = |name: &str, usage: &ChildUsage| {
+        println!(
+            "| {name} | {} | {} | {} | {} |",
+            seconds(usage.wall),
+            per_second(accounts, usage.wall),
+            seconds(usage.cpu),
+            mb(usage.peak_rss_kb)
+        );
+    };
+    row("no added latency, empty tables", &figures.first);
+    row(
+        "no added latency, replacing every snapshot",
+        &figures.second,
+    );
+    row(
+        &format!("{} ms per CLI reply, replacing", args.slow_latency_ms),
+        &figures.slow_poll,
+    );
+    println!();
+
+    let split = &figures.split;
+    println!(
+        "Split of a poll without added latency into its halves, run one after the other in \
+         the benchmark process with the same concurrency: every server collected \
+         (nothing written), then every snapshot replaced (one transaction per server).\n"
+    );
+    println!("| half | wall time | accounts/s |\n|---|---|---|");
+    println!(
+        "| collection | {} | {} |",
+        seconds(split.collection),
+        per_second(split.accounts, split.collection)
+    );
+    println!(
+        "| database writes | {} | {} |",
+        seconds(split.writes),
+        per_second(split.accounts, split.writes)
+    );
+    println!();
+
+    let slow = &figures.slow_stats;
+    let replies = slow.commands_total();
+    let per_account = replies as f64 / accounts as f64;
+    let parallel = args.max_servers.min(args.fleet.servers) * args.sessions_per_server;
+    let bound = Duration::from_secs_f64(
+        replies as f64 * args.slow_latency_ms as f64 / 1000.0 / parallel as f64,
+    );
+    println!(
+        "Round-trip bound of the slow poll: {replies} CLI replies ({per_account:.2} per \
+         account) x {} ms / {parallel} sessions in parallel = {}. Measured {}, {:.2}x the \
+         bound. Commands by kind: {:?}. CLI connections: {}; most sessions open on one \
+         server at once: {}; WebAdmin requests: {}.\n",
+        args.slow_latency_ms,
+        seconds(bound),
+        seconds(figures.slow_poll.wall),
+        figures.slow_poll.wall.as_secs_f64() / bound.as_secs_f64(),
+        slow.commands,
+        slow.cli_connections,
+        slow.peak_sessions_per_server,
+        slow.webadmin_requests
+    );
+    let fast = &figures.fast_stats;
+    println!(
+        "Without added latency, three polls sent {} commands ({:.2} per account and poll).\n",
+        fast.commands_total(),
+        fast.commands_total() as f64 / (3 * accounts) as f64
+    );
+
+    println!("| target | figure | result |\n|---|---|---|");
+    println!(
+        "| poll of {accounts} accounts in under 15 s, no added latency | {} | {} |",
+        seconds(figures.second.wall),
+        verdict(figures.second.wall < Duration::from_secs(15))
+    );
+    println!(
+        "| {} ms per reply: close to the round-trip bound {} | {} ({:.2}x) | {} |",
+        args.slow_latency_ms,
+        seconds(bound),
+        seconds(figures.slow_poll.wall),
+        figures.slow_poll.wall.as_secs_f64() / bound.as_secs_f64(),
+        verdict(figures.slow_poll.wall.as_secs_f64() < 1.5 * bound.as_secs_f64())
+    );
+    let peak = figures
+        .first
+        .peak_rss_kb
+        .max(figures.second.peak_rss_kb)
+        .max(figures.slow_poll.peak_rss_kb);
+    println!(
+        "| poller peak memory under 300 MB | {} | {} |",
+        mb(peak),
+        verdict(peak < 300 * 1024)
+    );
+    println!();
+}
+
+struct ApiFigures {
+    sequential: api::Latency,
+    load: api::Load,
+    hwm_before_reports: u64,
+    report: api::Download,
+    hwm_after_json: u64,
+    csv: api::Download,
+    hwm_after_csv: u64,
+}
+
+async fn measure_api(
+    args: &RunArgs,
+    pool: &sqlx::PgPool,
+    api_process: &api::ApiProcess,
+) -> anyhow::Result<ApiFigures> {
+    let addresses = api::sample_addresses(pool, 5000).await?;
+    let base = &api_process.base;
+    progress("API: sequential lookups");
+    let sequential = api::sequential_lookups(base, &addresses, args.lookups).await?;
+    progress("API: lookups under load");
+    let load = api::concurrent_lookups(
+        base,
+        &addresses,
+        args.connections.max(1),
+        Duration::from_secs(args.load_seconds),
+    )
+    .await?;
+    let (hwm_before_reports, _) = api_process.memory_kb()?;
+    progress("API: full report as JSON");
+    let report = api::download(base, "/report").await?;
+    let (hwm_after_json, _) = api_process.memory_kb()?;
+    progress("API: full report as CSV");
+    let csv = api::download(base, "/report?format=csv").await?;
+    let (hwm_after_csv, _) = api_process.memory_kb()?;
+    Ok(ApiFigures {
+        sequential,
+        load,
+        hwm_before_reports,
+        report,
+        hwm_after_json,
+        csv,
+        hwm_after_csv,
+    })
+}
+
+fn print_api(args: &RunArgs, figures: &ApiFigures) {
+    let accounts = args.fleet.accounts();
+    println!("## API\n");
+    println!(
+        "The real `api --no-auth` binary over the {accounts} stored accounts, after \
+         `VACUUM ANALYZE`. The load generator is part of the benchmark process \
+         (reqwest, kept-alive connections on 127.0.0.1) and shares the 2 cores with the API \
+         and PostgreSQL. Latency is from sending the request to reading the whole body.\n"
+    );
+    let sequential = &figures.sequential;
+    let load = &figures.load;
+    println!("| `GET /report?account=` | requests | median | p99 | max | requests/s |");
+    println!("|---|---|---|---|---|---|");
+    println!(
+        "| one connection, one request at a time | {} | {} | {} | {} | {} |",
+        sequential.requests,
+        millis(sequential.median),
+        millis(sequential.p99),
+        millis(sequential.max),
+        per_second(
+            sequential.requests,
+            sequential.median * u32::try_from(sequential.requests).unwrap_or(u32::MAX)
+        )
+    );
+    println!(
+        "| {} connections for {} | {} | {} | {} | {} | {:.0} |",
+        load.connections,
+        seconds(load.duration),
+        load.latency.requests,
+        millis(load.latency.median),
+        millis(load.latency.p99),
+        millis(load.latency.max),
+        load.requests_per_second()
+    );
+    println!();
+
+    println!("| full report | time to first byte | total time | size | API VmHWM after |");
+    println!("|---|---|---|---|---|");
+    let row = |name: &str, download: &api::Download, hwm: u64| {
+        println!(
+            "| {name} | {} | {} | {:.1} MB | {} |",
+            millis(download.time_to_first_byte),
+            seconds(download.total),
+            download.bytes as f64 / 1_048_576.0,
+            mb(hwm)
+        );
+    };
+    row(
+        "`GET /report` (JSON)",
+        &figures.report,
+        figures.hwm_after_json,
+    );
+    row(
+        "`GET /report?format=csv`",
+        &figures.csv,
+        figures.hwm_after_csv,
+    );
+    println!(
+        "\nAPI VmHWM after the lookups and before the full reports: {}.\n",
+        mb(figures.hwm_before_reports)
+    );
+
+    println!("| target | figure | result |\n|---|---|---|");
+    println!(
+        "| single-account lookup under 5 ms at p99 (one at a time) | {} | {} |",
+        millis(sequential.p99),
+        verdict(sequential.p99 < Duration::from_millis(5))
+    );
+    println!(
+        "| full report streamed with the API under 100 MB | {} | {} |",
+        mb(figures.hwm_after_csv),
+        verdict(figures.hwm_after_csv < 100 * 1024)
+    );
+    println!();
+}
+
+fn print_write(figures: &write::WriteFigures) {
+    println!("## Write path\n");
+    println!(
+        "One server's snapshot of {} accounts in 100 domains, replacing the previous \
+         snapshot of the same size, on one connection; median of {} rounds. The limit is \
+         PostgreSQL's `COPY accounts FROM STDIN` of the same rows into the same table \
+         (same indexes, domain ids already known), after a `DELETE` of the old rows in \
+         the same transaction.\n",
+        figures.accounts, figures.rounds
+    );
+    println!("| step | time | rows/s |\n|---|---|---|");
+    println!(
+        "| `replace_snapshot` + commit (deletes, domains, accounts) | {} | {} |",
+        millis(figures.replace),
+        per_second(figures.accounts, figures.replace)
+    );
+    println!(
+        "| `DELETE` of the old accounts | {} | {} |",
+        millis(figures.delete),
+        per_second(figures.accounts, figures.delete)
+    );
+    println!(
+        "| `COPY` of the new accounts + commit (the limit) | {} | {} |",
+        millis(figures.copy),
+        per_second(figures.accounts, figures.copy)
+    );
+    let ratio = figures.replace.as_secs_f64() / figures.copy.as_secs_f64();
+    let ratio_with_delete =
+        figures.replace.as_secs_f64() / (figures.copy + figures.delete).as_secs_f64();
+    println!();
+    println!(
+        "`replace_snapshot` takes {ratio:.2}x the time of `COPY` alone and \
+         {ratio_with_delete:.2}x that of `DELETE` + `COPY`.\n"
+    );
+    println!("| target | figure | result |\n|---|---|---|");
+    println!(
+        "| write path within 2x of COPY | {ratio:.2}x | {} |",
+        verdict(ratio <= 2.0)
+    );
+    println!();
+}
