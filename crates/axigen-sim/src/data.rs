@@ -315,9 +315,14 @@ fn usage_kb(quota_kb: Option<u64>, rng: &mut SplitMix64) -> u64 {
     match roll {
         0..10 => 0,
         10..25 => rng.range(1, 1023),
+        // Over quota by up to a quarter, at most 1 GB, as a mailbox that
+        // kept receiving after its quota was lowered. The largest quotas
+        // (up to 4 TB) are never exceeded, which keeps totals realistic.
         25..35 => match quota_kb {
-            Some(quota) => quota + rng.range(1, (quota / 4).max(1)),
-            None => rng.range(1024, ceiling),
+            Some(quota) if quota <= 20_971_520 => {
+                quota + rng.range(1, (quota / 4).clamp(1, 1_048_576))
+            }
+            _ => rng.range(1024, ceiling),
         },
         35..43 => rng.range(1, (ceiling / 1024).max(1)) * 1024,
         43..45 => rng.range(1, (ceiling / 1_048_576).max(1)) * 1_048_576,
