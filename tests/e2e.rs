@@ -53,7 +53,7 @@ fn binary(name: &str) -> Command {
     command
 }
 
-/// A URL for the test's own database on the server of DATABASE_URL.
+/// Builds a URL for the test's own database on the server of DATABASE_URL.
 fn database_url(pool: &PgPool) -> String {
     let base = std::env::var("DATABASE_URL").unwrap();
     let database = pool.connect_options().get_database().unwrap().to_owned();
@@ -181,8 +181,8 @@ fn expected_accounts(data: &ServerData, usage_source: &str) -> BTreeMap<String, 
     accounts
 }
 
-/// The reported accounts of one server, keyed by email, reduced to the
-/// fields that `expected_accounts` computes.
+/// Collects the reported accounts of one server, keyed by email and reduced
+/// to the fields that `expected_accounts` computes.
 fn reported_accounts(server: &Value) -> BTreeMap<String, Value> {
     let keys = [
         "email",
@@ -328,7 +328,7 @@ async fn poll_and_report_through_binaries(pool: PgPool) {
         "{stdout}"
     );
 
-    // The full report holds every account of the two healthy servers with
+    // The full report contains every account of the two healthy servers with
     // every figure, and nothing for the failed one.
     let report = api.get("/report", &read).await;
     let servers = report["servers"].as_array().unwrap();
@@ -378,7 +378,7 @@ async fn poll_and_report_through_binaries(pool: PgPool) {
     assert_eq!(single["used_kb"], sample.used_kb);
     assert_eq!(single["local_part"], sample.name.as_str());
 
-    // The failed server's last poll says why, without the password.
+    // The failed server's last poll gives the reason, without the password.
     let listed = api.get("/servers", &read).await;
     let failing = listed["servers"]
         .as_array()

@@ -35,7 +35,7 @@ pub mod exit_code {
     pub const SOME_FAILED: u8 = 2;
 }
 
-/// How one run polls.
+/// Settings of one poll run.
 #[derive(Debug, Clone)]
 pub struct PollSettings {
     /// Host names to poll; empty polls every registered server.
@@ -74,7 +74,7 @@ pub struct RunReport {
 }
 
 impl RunReport {
-    /// The exit code for this run: see [`exit_code`].
+    /// Returns the exit code for this run, as listed in [`exit_code`].
     pub fn exit_code(&self) -> u8 {
         if self.counts.failed > 0 {
             exit_code::SOME_FAILED
@@ -226,8 +226,8 @@ fn count_outcomes(outcomes: &[ServerOutcome]) -> RunCounts {
     counts
 }
 
-/// The host name of this machine, recorded with each run so several poller
-/// instances can be told apart.
+/// Returns the host name of this machine. It is recorded with each run so
+/// that several poller instances can be distinguished.
 fn poller_host() -> String {
     std::env::var("HOSTNAME")
         .ok()
@@ -281,7 +281,7 @@ impl Progress {
     }
 }
 
-/// What one server's poll needs, borrowed from the run.
+/// Shared state of one server's poll, borrowed from the run.
 struct ServerTask<'a> {
     pool: &'a PgPool,
     vault: &'a Vault,

@@ -1,5 +1,5 @@
-//! What the poller prints on standard output: one line per server and a
-//! summary line, as a table for people and cron mail or as JSON for scripts.
+//! Standard output of the poller: one line per server and a summary line,
+//! as a table for people and cron mail or as JSON for scripts.
 
 use std::fmt::Write as _;
 

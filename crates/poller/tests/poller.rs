@@ -326,7 +326,7 @@ async fn failing_servers_keep_previous_snapshot(pool: PgPool) {
         )),
         ..Behavior::default()
     });
-    // 127.0.0.23 answers more slowly than the per-server timeout allows.
+    // 127.0.0.23 replies more slowly than the per-server timeout allows.
     failing[1].1.set_behavior(Behavior {
         reply_latency: Duration::from_millis(400),
         ..Behavior::default()
