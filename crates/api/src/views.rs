@@ -4,7 +4,7 @@
 
 use axiquota_core::store::report::{AccountRow, DomainAggregate, ReportRow, RunRow, ServerStatus};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -320,6 +320,18 @@ pub struct PollView {
     pub usage_source: Option<String>,
     /// Error that kept the WebAdmin feed from being used although enabled.
     pub webadmin_error: Option<String>,
+    /// Domains and accounts listed by the server but gone when they were
+    /// read, so they are missing from the snapshot.
+    pub skipped: Vec<SkippedView>,
+}
+
+/// A domain or account that a poll skipped, with the reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SkippedView {
+    pub domain: String,
+    /// Null when the whole domain was skipped.
+    pub account: Option<String>,
+    pub reason: String,
 }
 
 /// A registered server, without its password.
@@ -360,6 +372,11 @@ impl ServerView {
                 duration_ms: row.last_poll_duration_ms,
                 usage_source: row.last_poll_usage_source,
                 webadmin_error: row.last_poll_webadmin_error,
+                skipped: row
+                    .last_poll_skipped_items
+                    .as_deref()
+                    .and_then(|items| serde_json::from_str(items).ok())
+                    .unwrap_or_default(),
             }),
             _ => None,
         };

@@ -3,7 +3,9 @@
 
 mod common;
 
-use axiquota_core::store::polls::PollStatus;
+use axiquota_core::model::SkippedItem;
+use axiquota_core::store::polls::{self, PollStatus};
+use chrono::Utc;
 use common::{TestApp, account, collected_at, domain};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -409,6 +411,54 @@ async fn servers_list_shows_poll_outcome(pool: PgPool) {
 
     let admin = app.get_admin("/servers").await.json();
     assert_eq!(admin["servers"][0]["username"], "admin");
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn servers_list_shows_skipped_items(pool: PgPool) {
+    let app = common::spawn(pool).await;
+    let id = app.add_server("mx1", "mx1.example.net").await;
+    let run_id = polls::start_run(&app.pool, "test-host", false, 1)
+        .await
+        .unwrap();
+    let result = polls::PollResult {
+        server_id: id,
+        hostname: "mx1.example.net".to_owned(),
+        status: polls::PollStatus::Ok,
+        error: None,
+        started_at: Utc::now(),
+        duration_ms: 10,
+        domains: 1,
+        accounts: 0,
+        skipped: vec![
+            SkippedItem {
+                domain: "example.com".to_owned(),
+                account: Some("gone".to_owned()),
+                reason: "UPDATE Account was rejected: -ERR: no such account".to_owned(),
+            },
+            SkippedItem {
+                domain: "old.example".to_owned(),
+                account: None,
+                reason: "UPDATE Domain was rejected".to_owned(),
+            },
+        ],
+        usage_source: Some("none"),
+        webadmin_error: None,
+    };
+    let mut connection = app.pool.acquire().await.unwrap();
+    polls::record_result(&mut connection, run_id, &result)
+        .await
+        .unwrap();
+
+    let body = app.get("/servers").await.json();
+    let skipped = &body["servers"][0]["last_poll"]["skipped"];
+    assert_eq!(
+        skipped,
+        &json!([
+            {"domain": "example.com", "account": "gone",
+             "reason": "UPDATE Account was rejected: -ERR: no such account"},
+            {"domain": "old.example", "account": null, "reason": "UPDATE Domain was rejected"},
+        ])
+    );
 }
 
 #[sqlx::test(migrations = "../../migrations")]

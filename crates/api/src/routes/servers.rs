@@ -165,6 +165,8 @@ pub async fn add_server(
         last_poll_duration_ms: None,
         last_poll_usage_source: None,
         last_poll_webadmin_error: None,
+        last_poll_skipped: None,
+        last_poll_skipped_items: None,
         last_success_at: None,
         collected_at: None,
         domains: 0,

@@ -519,6 +519,10 @@ pub struct ServerStatus {
     pub last_poll_duration_ms: Option<i64>,
     pub last_poll_usage_source: Option<String>,
     pub last_poll_webadmin_error: Option<String>,
+    /// Domains and accounts the latest poll skipped because they vanished
+    /// between listing and reading, and the JSON array that names them.
+    pub last_poll_skipped: Option<i32>,
+    pub last_poll_skipped_items: Option<String>,
     /// When the latest successful poll started.
     pub last_success_at: Option<DateTime<Utc>>,
     /// When the stored snapshot was collected; `None` without a snapshot.
@@ -542,11 +546,13 @@ pub async fn list_server_status(pool: &PgPool) -> sqlx::Result<Vec<ServerStatus>
          last.error AS last_poll_error, last.duration_ms AS last_poll_duration_ms, \
          last.usage_source AS last_poll_usage_source, \
          last.webadmin_error AS last_poll_webadmin_error, \
+         last.skipped AS last_poll_skipped, last.skipped_items::text AS last_poll_skipped_items, \
          ok.started_at AS last_success_at, \
          snap.collected_at, snap.domains, acc.accounts, acc.used_kb \
          FROM servers s \
          LEFT JOIN LATERAL (SELECT r.started_at, r.status, r.error, r.duration_ms, \
-             r.usage_source, r.webadmin_error FROM poll_results r WHERE r.server_id = s.id \
+             r.usage_source, r.webadmin_error, r.skipped, r.skipped_items \
+             FROM poll_results r WHERE r.server_id = s.id \
              ORDER BY r.started_at DESC, r.id DESC LIMIT 1) last ON true \
          LEFT JOIN LATERAL (SELECT max(r.started_at) AS started_at FROM poll_results r \
              WHERE r.server_id = s.id AND r.status = 'ok') ok ON true \
