@@ -159,24 +159,38 @@ pub async fn poll_once(
 
     let mut collect_options = settings.collect.clone();
     collect_options.progress = Some(progress.accounts.clone());
+    let run = Arc::new(RunContext {
+        pool: pool.clone(),
+        vault: vault.clone(),
+        settings: settings.clone(),
+        collect_options,
+        run_id,
+        shutdown: shutdown.clone(),
+    });
     let outcomes: Vec<ServerOutcome> = futures::stream::iter(servers)
         .map(|row| {
             let span = info_span!("server", server = %row.server.hostname);
-            let task = ServerTask {
-                pool,
-                vault,
-                settings,
-                collect_options: &collect_options,
-                run_id,
-                shutdown,
-            };
-            let progress = &progress;
+            let run = run.clone();
+            let servers_done = progress.servers_done.clone();
+            // Each server is its own task, so the servers being polled
+            // spread over every worker thread of the runtime instead of
+            // sharing the one thread that runs this function.
+            let server_task = tokio::spawn(
+                async move {
+                    let outcome = run.server_task().poll(row).await;
+                    servers_done.fetch_add(1, Ordering::Relaxed);
+                    outcome
+                }
+                .instrument(span),
+            );
             async move {
-                let outcome = task.poll(row).await;
-                progress.servers_done.fetch_add(1, Ordering::Relaxed);
-                outcome
+                match server_task.await {
+                    Ok(outcome) => outcome,
+                    // A panic in a server's task stops the run as it
+                    // would without the task; the tasks are never aborted.
+                    Err(error) => std::panic::resume_unwind(error.into_panic()),
+                }
             }
-            .instrument(span)
         })
         .buffer_unordered(settings.max_servers.max(1))
         .collect()
@@ -278,6 +292,29 @@ impl Progress {
                 );
             }
         })
+    }
+}
+
+/// What every server's task of one run shares.
+struct RunContext {
+    pool: PgPool,
+    vault: Vault,
+    settings: PollSettings,
+    collect_options: CollectOptions,
+    run_id: Option<Uuid>,
+    shutdown: CancellationToken,
+}
+
+impl RunContext {
+    fn server_task(&self) -> ServerTask<'_> {
+        ServerTask {
+            pool: &self.pool,
+            vault: &self.vault,
+            settings: &self.settings,
+            collect_options: &self.collect_options,
+            run_id: self.run_id,
+            shutdown: &self.shutdown,
+        }
     }
 }
 

@@ -47,14 +47,15 @@ struct Cli {
     #[arg(long, env = "POLL_OUTPUT", value_enum, default_value_t = OutputFormat::Table)]
     output: OutputFormat,
 
-    /// Servers collected at the same time
-    #[arg(long, env = "POLL_MAX_SERVERS", default_value_t = 8,
+    /// Servers collected at the same time; each holds one database
+    /// connection while it is polled
+    #[arg(long, env = "POLL_MAX_SERVERS", default_value_t = 25,
           value_parser = clap::value_parser!(u16).range(1..=1000))]
     max_servers: u16,
 
     /// CLI sessions opened to each server at the same time (Axigen allows
     /// 20 per client address by default)
-    #[arg(long, env = "POLL_SESSIONS_PER_SERVER", default_value_t = 3,
+    #[arg(long, env = "POLL_SESSIONS_PER_SERVER", default_value_t = 4,
           value_parser = clap::value_parser!(u16).range(1..=16))]
     sessions_per_server: u16,
 
