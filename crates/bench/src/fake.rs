@@ -62,6 +62,8 @@ pub struct FleetStats {
     pub webadmin_requests: u64,
     /// The largest number of CLI sessions one server had open at once.
     pub peak_sessions_per_server: u64,
+    /// CPU time of the whole fleet process, user and kernel, in seconds.
+    pub cpu_seconds: f64,
 }
 
 impl FleetStats {
@@ -138,6 +140,7 @@ pub async fn serve(spec: FleetSpec) -> anyhow::Result<()> {
         total.peak_sessions_per_server =
             total.peak_sessions_per_server.max(stats.cli_sessions_peak);
     }
+    total.cpu_seconds = crate::process::own_cpu().as_secs_f64();
     println!("{}", serde_json::to_string(&total)?);
     for handle in handles {
         handle.shutdown().await;

@@ -60,12 +60,14 @@ struct RunArgs {
     #[command(flatten)]
     fleet: FleetSpec,
 
-    /// Servers polled at the same time (the poller's --max-servers)
-    #[arg(long, default_value_t = 100)]
+    /// Servers polled at the same time (the poller's --max-servers; the
+    /// default is the poller's)
+    #[arg(long, default_value_t = 25)]
     max_servers: usize,
 
-    /// CLI sessions per server (the poller's --sessions-per-server)
-    #[arg(long, default_value_t = 3)]
+    /// CLI sessions per server (the poller's --sessions-per-server; the
+    /// default is the poller's)
+    #[arg(long, default_value_t = 4)]
     sessions_per_server: usize,
 
     /// Pause per CLI reply in the slow-server poll, in milliseconds
@@ -87,6 +89,23 @@ struct RunArgs {
     /// Timed rounds of the write-path benchmark (the median is reported)
     #[arg(long, default_value_t = 3)]
     write_rounds: usize,
+
+    /// Benchmarks to run; the API benchmark needs the data of the poll
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "poll,api,write"
+    )]
+    parts: Vec<Part>,
+}
+
+/// One benchmark of a run.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Poll,
+    Api,
+    Write,
 }
 
 fn main() -> ExitCode {
@@ -172,15 +191,39 @@ async fn run_all(
     let pool = &database.pool;
     let key = Vault::generate_key();
     let vault = Vault::from_keys(&key)?;
+
+    print_machine(pool, args).await?;
+    if args.parts.contains(&Part::Poll) {
+        run_poll(args, bin_dir, log_dir, database, &key, &vault).await?;
+    }
+    if args.parts.contains(&Part::Api) {
+        run_api(args, bin_dir, log_dir, database, &key).await?;
+    }
+    if args.parts.contains(&Part::Write) {
+        progress("write path: replace_snapshot against COPY");
+        let snapshot = write::build_snapshot(100, args.fleet.accounts().div_ceil(100));
+        let write_figures =
+            write::measure(pool, &vault, &snapshot, args.write_rounds.max(1)).await?;
+        print_write(&write_figures);
+    }
+    Ok(())
+}
+
+async fn run_poll(
+    args: &RunArgs,
+    bin_dir: &Path,
+    log_dir: &Path,
+    database: &db::BenchDatabase,
+    key: &axiquota_core::Secret,
+    vault: &Vault,
+) -> anyhow::Result<()> {
+    let pool = &database.pool;
     let poller_bin = bin_dir.join("poller");
-    let api_bin = bin_dir.join("api");
     let concurrency = Concurrency {
         max_servers: args.max_servers,
         sessions_per_server: args.sessions_per_server,
     };
     let accounts = args.fleet.accounts();
-
-    print_machine(pool, args).await?;
 
     // Poll without added latency: a first poll into empty tables, a second
     // one replacing every snapshot, then the split into its halves.
@@ -193,7 +236,7 @@ async fn run_all(
         fast.servers
     ));
     let fleet = Fleet::start(fast).await?;
-    db::register_fleet(pool, &vault, &fleet.servers).await?;
+    db::register_fleet(pool, vault, &fleet.servers).await?;
 
     progress("poll 1: the poller into empty tables");
     let first = poll::run_poller(
@@ -216,7 +259,7 @@ async fn run_all(
     .await?;
     check_accounts(pool, accounts).await?;
     progress("poll 3: collection and writes one after the other, in this process");
-    let split = poll::split_poll(pool, &vault, concurrency).await?;
+    let split = poll::split_poll(pool, vault, concurrency).await?;
     let fast_stats = fleet.stop().await?;
 
     // Poll with added latency per CLI reply.
@@ -229,7 +272,7 @@ async fn run_all(
         slow.latency_ms
     ));
     let fleet = Fleet::start(slow).await?;
-    db::register_fleet(pool, &vault, &fleet.servers).await?;
+    db::register_fleet(pool, vault, &fleet.servers).await?;
     let slow_poll = poll::run_poller(
         &poller_bin,
         &database.url,
@@ -252,6 +295,21 @@ async fn run_all(
             slow_stats,
         },
     );
+    Ok(())
+}
+
+async fn run_api(
+    args: &RunArgs,
+    bin_dir: &Path,
+    log_dir: &Path,
+    database: &db::BenchDatabase,
+    key: &axiquota_core::Secret,
+) -> anyhow::Result<()> {
+    let pool = &database.pool;
+    if db::account_count(pool).await? == 0 {
+        anyhow::bail!("the API benchmark needs stored accounts: run it together with the poll");
+    }
+    let api_bin = bin_dir.join("api");
 
     // The API over the stored snapshot. Autovacuum would get there on its
     // own; running it now keeps the figures independent of its timing.
@@ -271,11 +329,6 @@ async fn run_all(
     let api_figures = measure_api(args, pool, &api_process).await;
     api_process.stop().await;
     print_api(args, &api_figures?);
-
-    progress("write path: replace_snapshot against COPY");
-    let snapshot = write::build_snapshot(100, accounts.div_ceil(100));
-    let write_figures = write::measure(pool, &vault, &snapshot, args.write_rounds.max(1)).await?;
-    print_write(&write_figures);
     Ok(())
 }
 
@@ -414,9 +467,11 @@ fn print_poll(args: &RunArgs, figures: &PollFigures) {
     );
     let fast = &figures.fast_stats;
     println!(
-        "Without added latency, three polls sent {} commands ({:.2} per account and poll).\n",
+        "Without added latency, three polls sent {} commands ({:.2} per account and poll); \
+         the fake servers used {:.1} s of CPU for them.\n",
         fast.commands_total(),
-        fast.commands_total() as f64 / (3 * accounts) as f64
+        fast.commands_total() as f64 / (3 * accounts) as f64,
+        fast.cpu_seconds
     );
 
     println!("| target | figure | result |\n|---|---|---|");

@@ -95,26 +95,35 @@ pub async fn split_poll(
         ..CollectOptions::default()
     };
 
+    let mut endpoints = Vec::with_capacity(rows.len());
+    for row in rows {
+        let server = &row.server;
+        endpoints.push((
+            server.id,
+            ServerEndpoint {
+                hostname: server.hostname.clone(),
+                cli_port: u16::try_from(server.cli_port)?,
+                webadmin_port: u16::try_from(server.webadmin_port)?,
+                username: server.username.clone(),
+                password: vault.decrypt(&row.password_encrypted)?,
+                cli_tls: server.cli_tls,
+                tls_verify: server.tls_verify,
+                webadmin_enabled: server.webadmin_enabled,
+                webadmin_allow_http: server.webadmin_allow_http,
+            },
+        ));
+    }
+
+    // One task per server, as the poller runs them.
     let start = Instant::now();
-    let snapshots: Vec<(uuid::Uuid, Snapshot)> = futures::stream::iter(rows)
-        .map(|row| {
-            let options = &options;
-            async move {
-                let server = &row.server;
-                let endpoint = ServerEndpoint {
-                    hostname: server.hostname.clone(),
-                    cli_port: u16::try_from(server.cli_port)?,
-                    webadmin_port: u16::try_from(server.webadmin_port)?,
-                    username: server.username.clone(),
-                    password: vault.decrypt(&row.password_encrypted)?,
-                    cli_tls: server.cli_tls,
-                    tls_verify: server.tls_verify,
-                    webadmin_enabled: server.webadmin_enabled,
-                    webadmin_allow_http: server.webadmin_allow_http,
-                };
-                let snapshot = collector::collect(&endpoint, options).await?;
-                anyhow::Ok((server.id, snapshot))
-            }
+    let snapshots: Vec<(uuid::Uuid, Snapshot)> = futures::stream::iter(endpoints)
+        .map(|(server_id, endpoint)| {
+            let options = options.clone();
+            let task = tokio::spawn(async move {
+                let snapshot = collector::collect(&endpoint, &options).await?;
+                anyhow::Ok((server_id, snapshot))
+            });
+            async move { task.await? }
         })
         .buffer_unordered(concurrency.max_servers.max(1))
         .try_collect()

@@ -57,16 +57,34 @@ pub fn run_measured(command: &mut std::process::Command) -> anyhow::Result<Child
     drop(child);
 
     let status = std::os::unix::process::ExitStatusExt::from_raw(raw_status);
-    let timeval = |time: libc::timeval| {
-        Duration::from_secs(u64::try_from(time.tv_sec).unwrap_or(0))
-            + Duration::from_micros(u64::try_from(time.tv_usec).unwrap_or(0))
-    };
     Ok(ChildUsage {
         status,
         wall,
         peak_rss_kb: u64::try_from(usage.ru_maxrss).unwrap_or(0),
-        cpu: timeval(usage.ru_utime) + timeval(usage.ru_stime),
+        cpu: cpu_time(&usage),
     })
+}
+
+fn cpu_time(usage: &libc::rusage) -> Duration {
+    let timeval = |time: libc::timeval| {
+        Duration::from_secs(u64::try_from(time.tv_sec).unwrap_or(0))
+            + Duration::from_micros(u64::try_from(time.tv_usec).unwrap_or(0))
+    };
+    timeval(usage.ru_utime) + timeval(usage.ru_stime)
+}
+
+/// Returns the CPU time this process has used so far, user and kernel.
+pub fn own_cpu() -> Duration {
+    // SAFETY: as in `run_measured`, an all-zero `rusage` is valid and
+    // `getrusage` writes only into it.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: the pointer refers to a live local.
+    let result = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    if result == 0 {
+        cpu_time(&usage)
+    } else {
+        Duration::ZERO
+    }
 }
 
 /// Reads `VmHWM` (peak resident set size) and `VmRSS` of a running process,
