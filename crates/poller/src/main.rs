@@ -47,7 +47,7 @@ struct Cli {
     #[arg(long, env = "POLL_OUTPUT", value_enum, default_value_t = OutputFormat::Table)]
     output: OutputFormat,
 
-    /// Servers collected at the same time; each holds one database
+    /// Servers collected at the same time; each uses one database
     /// connection while it is polled
     #[arg(long, env = "POLL_MAX_SERVERS", default_value_t = 25,
           value_parser = clap::value_parser!(u16).range(1..=1000))]
