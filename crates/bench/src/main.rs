@@ -403,14 +403,19 @@ fn print_poll(args: &RunArgs, figures: &PollFigures) {
          start to exit (reading the server list, collecting, writing, recording the run); \
          peak memory is the poller's VmHWM.\n"
     );
-    println!("| run | wall time | accounts/s | poller CPU | poller peak memory |");
-    println!("|---|---|---|---|---|");
+    println!(
+        "| run | wall time | accounts/s | poller CPU | machine CPU busy (all processes) | poller peak memory |"
+    );
+    println!("|---|---|---|---|---|---|");
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let row = |name: &str, usage: &ChildUsage| {
         println!(
-            "| {name} | {} | {} | {} | {} |",
+            "| {name} | {} | {} | {} | {} of {} |  {} |",
             seconds(usage.wall),
             per_second(accounts, usage.wall),
             seconds(usage.cpu),
+            seconds(usage.machine_busy),
+            seconds(usage.wall * u32::try_from(cores).unwrap_or(1)),
             mb(usage.peak_rss_kb)
         );
     };

@@ -17,6 +17,9 @@ pub struct ChildUsage {
     pub peak_rss_kb: u64,
     /// CPU time the child spent in user and kernel mode.
     pub cpu: Duration,
+    /// Busy CPU time of the whole machine while the child ran, every
+    /// process included, to show what else competed for the cores.
+    pub machine_busy: Duration,
 }
 
 /// Runs `command` to its end and returns its exit status, wall time, peak
@@ -26,6 +29,7 @@ pub struct ChildUsage {
 ///
 /// When the child cannot be started or waited for.
 pub fn run_measured(command: &mut std::process::Command) -> anyhow::Result<ChildUsage> {
+    let machine = MachineCpu::now();
     let start = Instant::now();
     let child = command
         .spawn()
@@ -62,6 +66,7 @@ pub fn run_measured(command: &mut std::process::Command) -> anyhow::Result<Child
         wall,
         peak_rss_kb: u64::try_from(usage.ru_maxrss).unwrap_or(0),
         cpu: cpu_time(&usage),
+        machine_busy: machine.busy_since(),
     })
 }
 
@@ -115,4 +120,45 @@ pub fn memory_kb(pid: u32) -> anyhow::Result<(u64, u64)> {
 /// Formats KB as MB with one decimal.
 pub fn mb(kb: u64) -> String {
     format!("{:.1} MB", kb as f64 / 1024.0)
+}
+
+/// Busy CPU time of the whole machine, all processes together, read from
+/// the first line of `/proc/stat`.
+#[derive(Debug, Clone, Copy)]
+pub struct MachineCpu {
+    busy_ticks: u64,
+}
+
+impl MachineCpu {
+    /// Reads the counters now; all zero when `/proc/stat` is unreadable.
+    pub fn now() -> Self {
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let fields: Vec<u64> = stat
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|field| field.parse().ok())
+            .collect();
+        // user nice system idle iowait irq softirq steal: everything but
+        // idle and iowait is busy.
+        let busy_ticks = fields
+            .iter()
+            .take(8)
+            .enumerate()
+            .filter(|(index, _)| *index != 3 && *index != 4)
+            .map(|(_, ticks)| ticks)
+            .sum();
+        Self { busy_ticks }
+    }
+
+    /// Busy CPU time of the machine since `self` was read.
+    pub fn busy_since(self) -> Duration {
+        // SAFETY: `sysconf` only reads a configuration value.
+        let ticks_per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        let ticks_per_second = u64::try_from(ticks_per_second).unwrap_or(100).max(1);
+        let ticks = Self::now().busy_ticks.saturating_sub(self.busy_ticks);
+        Duration::from_millis(ticks * 1000 / ticks_per_second)
+    }
 }
