@@ -93,11 +93,14 @@ pub struct Latency {
     pub median: Duration,
     pub p99: Duration,
     pub max: Duration,
+    /// Sum of all latencies: the wall time of requests sent one at a time.
+    pub total: Duration,
 }
 
 impl Latency {
     fn of(mut samples: Vec<Duration>) -> Self {
         samples.sort();
+        let total = samples.iter().sum();
         let at = |fraction: f64| {
             let index = ((samples.len() as f64 * fraction).ceil() as usize).saturating_sub(1);
             samples[index.min(samples.len() - 1)]
@@ -107,6 +110,7 @@ impl Latency {
             median: at(0.5),
             p99: at(0.99),
             max: samples[samples.len() - 1],
+            total,
         }
     }
 }

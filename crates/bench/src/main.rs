@@ -570,10 +570,7 @@ fn print_api(args: &RunArgs, figures: &ApiFigures) {
         millis(sequential.median),
         millis(sequential.p99),
         millis(sequential.max),
-        per_second(
-            sequential.requests,
-            sequential.median * u32::try_from(sequential.requests).unwrap_or(u32::MAX)
-        )
+        per_second(sequential.requests, sequential.total)
     );
     println!(
         "| {} connections for {} | {} | {} | {} | {} | {:.0} |",
