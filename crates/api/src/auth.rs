@@ -77,7 +77,7 @@ pub struct Claims {
 #[derive(Debug, thiserror::Error)]
 #[error(
     "invalid API_JWT_SECRET: it is {length} bytes long, expected at least {MIN_SECRET_BYTES}; \
-     generate one with `openssl rand -base64 48`"
+     generate one with `head -c 32 /dev/urandom | base64`"
 )]
 pub struct WeakSecretError {
     pub length: usize,

@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axiquota_api::{AppState, Auth, Scope, Settings};
 use axiquota_core::Secret;
-use axiquota_core::config::{DatabaseArgs, LogArgs, VaultArgs, load_dotenv};
+use axiquota_core::config::{DatabaseArgs, LogArgs, VaultArgs};
 use clap::{Args, Parser, Subcommand};
 
 /// HTTP JSON API over the mailbox quota and usage stored by the poller.
@@ -97,7 +97,9 @@ fn parse_scope(text: &str) -> Result<Scope, String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // `.env` is read before the command line so that its values fill the
+    // options that have an environment variable.
+    let cli: Cli = axiquota_core::config::parse_args();
     let result = match cli.command {
         Some(Command::Token(args)) => print_token(&args),
         None => run_server(cli.serve),
@@ -112,7 +114,6 @@ fn main() -> ExitCode {
 }
 
 fn print_token(args: &TokenArgs) -> anyhow::Result<()> {
-    load_dotenv()?;
     let secret = args
         .auth
         .jwt_secret
@@ -128,7 +129,6 @@ fn print_token(args: &TokenArgs) -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn run_server(args: ServeArgs) -> anyhow::Result<()> {
-    load_dotenv()?;
     axiquota_core::telemetry::init(args.log.log_format, "info");
 
     let auth = match (&args.auth.jwt_secret, args.no_auth) {
@@ -144,7 +144,7 @@ async fn run_server(args: ServeArgs) -> anyhow::Result<()> {
         }
         (None, false) => anyhow::bail!(
             "API_JWT_SECRET is not set: set it to a secret of at least 32 bytes \
-             (for example `openssl rand -base64 48`), or pass --no-auth to serve without authentication"
+             (for example the output of `head -c 32 /dev/urandom | base64`), or pass --no-auth to serve without authentication"
         ),
     };
     let cors_origins =

@@ -5,7 +5,8 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::Connection;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 
 use crate::secret::Secret;
 use crate::vault::{Vault, VaultError};
@@ -49,6 +50,39 @@ pub fn load_dotenv() -> Result<(), ConfigError> {
             variable: ".env",
             detail: format!("cannot read the file: {}", redact_dotenv_error(&error)),
         }),
+    }
+}
+
+/// Reads `.env`, then parses the command line and environment into `T`.
+///
+/// Configuration errors end the process with exit code 1, the code every
+/// binary of the project uses for "nothing could be done"; clap's own
+/// default would be 2, which the poller uses for failed servers. `--help`
+/// and `--version` print and exit with 0.
+pub fn parse_args<T: clap::Parser>() -> T {
+    if let Err(error) = load_dotenv() {
+        eprintln!("error: {error}");
+        std::process::exit(1);
+    }
+    match T::try_parse() {
+        Ok(args) => args,
+        Err(error) => {
+            use clap::error::ErrorKind;
+            let exit_code = match error.kind() {
+                ErrorKind::DisplayHelp
+                | ErrorKind::DisplayVersion
+                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => 0,
+                _ => 1,
+            };
+            let _ = error.print();
+            if exit_code != 0 {
+                eprintln!(
+                    "note: every option can also come from the environment variable named in \
+                     --help, or from .env"
+                );
+            }
+            std::process::exit(exit_code);
+        }
     }
 }
 
@@ -119,18 +153,30 @@ impl DatabaseArgs {
     pub async fn connect(&self) -> anyhow::Result<PgPool> {
         let options = self.connect_options()?;
         let target = describe_target(&options);
-        let pool = PgPoolOptions::new()
+        let timeout = Duration::from_secs(self.database_connect_timeout);
+        let fail = |cause: String| {
+            anyhow::anyhow!(
+                "cannot connect to PostgreSQL at {target}: {cause}; check DATABASE_URL and that the server is running"
+            )
+        };
+
+        // One direct connection first: a pool retries until its timeout and
+        // then reports only that it timed out, which hides causes such as a
+        // refused connection or a rejected password.
+        match tokio::time::timeout(timeout, PgConnection::connect_with(&options)).await {
+            Ok(Ok(connection)) => {
+                let _ = connection.close().await;
+            }
+            Ok(Err(error)) => return Err(fail(crate::store::describe_sqlx_error(&error))),
+            Err(_) => return Err(fail(format!("timed out after {}s", timeout.as_secs()))),
+        }
+
+        PgPoolOptions::new()
             .max_connections(self.database_max_connections)
-            .acquire_timeout(Duration::from_secs(self.database_connect_timeout))
+            .acquire_timeout(timeout)
             .connect_with(options)
             .await
-            .map_err(|error| {
-                anyhow::anyhow!(
-                    "cannot connect to PostgreSQL at {target}: {}; check DATABASE_URL and that the server is running",
-                    crate::store::describe_sqlx_error(&error)
-                )
-            })?;
-        Ok(pool)
+            .map_err(|error| fail(crate::store::describe_sqlx_error(&error)))
     }
 }
 

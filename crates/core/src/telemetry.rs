@@ -1,6 +1,8 @@
 //! Logging set-up shared by every binary: `tracing` to standard error,
 //! text or JSON, with the level taken from `RUST_LOG`.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::FmtSpan;
 
@@ -12,8 +14,12 @@ use crate::config::LogFormat;
 pub fn init(format: LogFormat, default_directive: &str) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_directive));
+    // Colours only on a terminal, so that cron mail and log files get plain
+    // text; NO_COLOR turns them off everywhere.
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr)
         .with_span_events(FmtSpan::NONE);
 

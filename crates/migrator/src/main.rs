@@ -47,11 +47,7 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    if let Err(error) = config::load_dotenv() {
-        eprintln!("error: {error}");
-        return ExitCode::FAILURE;
-    }
-    let cli = Cli::parse();
+    let cli: Cli = config::parse_args();
     telemetry::init(cli.log.log_format, "warn");
 
     match run(cli).await {

@@ -106,11 +106,7 @@ impl Cli {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    if let Err(error) = config::load_dotenv() {
-        eprintln!("error: {error}");
-        return ExitCode::from(exit_code::NOTHING_DONE);
-    }
-    let cli = Cli::parse();
+    let cli: Cli = config::parse_args();
     telemetry::init(cli.log.log_format, "info");
     ExitCode::from(run(cli).await)
 }
