@@ -28,8 +28,14 @@ fn binary_dir() -> PathBuf {
 }
 
 /// Builds the binaries so the test runs the current code even when only
-/// this test target was compiled.
+/// this test target was compiled. `scripts/test` sets
+/// AXIQUOTA_E2E_BINARIES_BUILT when it runs the whole workspace in one
+/// `cargo test`, which has built them already; building them again would
+/// compile the workspace a second time with other features.
 async fn build_binaries() {
+    if std::env::var_os("AXIQUOTA_E2E_BINARIES_BUILT").is_some() {
+        return;
+    }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let mut command = Command::new(cargo);
     // The whole workspace, so that features resolve as in
