@@ -1,4 +1,4 @@
-# Builds the poller, api and migrator binaries into one small image.
+# Builds the poller, api and migrator binaries into one image on Debian slim.
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .
