@@ -107,10 +107,14 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         }
         // serde reports missing and unknown fields at their parent, with the
         // field name quoted in backticks.
-        let text = inner.to_string();
+        let text = plain_type_names(&inner.to_string());
         let (field, message) = if path == "." {
             let field = text.split('`').nth(1).map(str::to_owned);
             (field, format!("invalid request body: {text}"))
+        } else if text.starts_with("unknown field") {
+            // The message already names the field; "invalid extra: unknown
+            // field `extra`" would say it twice.
+            (Some(path), text)
         } else {
             let message = format!("invalid {path}: {text}");
             (Some(path), message)
@@ -123,6 +127,16 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         field: None,
     })?;
     Ok(value)
+}
+
+/// Replaces Rust type names in serde's messages ("expected i64") with the
+/// JSON terms a client knows.
+fn plain_type_names(text: &str) -> String {
+    let mut plain = text.to_owned();
+    for rust_type in ["i64", "i32", "i16", "u64", "u32", "u16", "u8"] {
+        plain = plain.replace(&format!("expected {rust_type}"), "expected an integer");
+    }
+    plain.replace("expected f64", "expected a number")
 }
 
 /// The raw query parameters of a request, in order.
@@ -324,6 +338,10 @@ mod tests {
             Some("port")
         );
         assert_eq!(field_of(r#"{"name": 5}"#).as_deref(), Some("name"));
+        assert_eq!(
+            plain_type_names(r#"invalid type: string "7000", expected i64"#),
+            r#"invalid type: string "7000", expected an integer"#
+        );
         assert_eq!(field_of(r#"{"name": "a""#), None);
         assert_eq!(field_of(""), None);
         assert_eq!(field_of(r#"{"name": "a"} {"name": "b"}"#), None);
