@@ -12,8 +12,12 @@ use crate::config::LogFormat;
 /// `RUST_LOG` is unset, for example `info`. Calling it twice keeps the first
 /// subscriber, which lets tests call it freely.
 pub fn init(format: LogFormat, default_directive: &str) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_directive));
+    // rustls-platform-verifier logs every rejected certificate as an error,
+    // although the WebAdmin client handles it (it falls back to the CLI and
+    // records why), so its messages are off unless RUST_LOG asks for them.
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new(format!("{default_directive},rustls_platform_verifier=off"))
+    });
     // Colours only on a terminal, so that cron mail and log files get plain
     // text; NO_COLOR turns them off everywhere.
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
