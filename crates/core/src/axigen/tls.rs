@@ -20,6 +20,9 @@ use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 ///
 /// Fails when the platform trust store cannot be loaded.
 pub(crate) fn client_config(verify: bool) -> Result<ClientConfig, rustls::Error> {
+    // NOTE: verification uses the platform's trust store only. A server whose
+    // certificate comes from a private CA needs `tls_verify` off, because no
+    // per-server CA certificate can be configured yet.
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()?;
