@@ -29,9 +29,9 @@ fn binary_dir() -> PathBuf {
 
 /// Builds the binaries so the test runs the current code even when only
 /// this test target was compiled. `scripts/test` sets
-/// AXIQUOTA_E2E_BINARIES_BUILT when it runs the whole workspace in one
-/// `cargo test`, which has built them already; building them again would
-/// compile the workspace a second time with other features.
+/// AXIQUOTA_E2E_BINARIES_BUILT when its one `cargo test` of the workspace
+/// has built them already. Building them again would compile the
+/// workspace a second time with other features.
 async fn build_binaries() {
     if std::env::var_os("AXIQUOTA_E2E_BINARIES_BUILT").is_some() {
         return;

@@ -112,8 +112,8 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
             let field = text.split('`').nth(1).map(str::to_owned);
             (field, format!("invalid request body: {text}"))
         } else if text.starts_with("unknown field") {
-            // The message already names the field; "invalid extra: unknown
-            // field `extra`" would say it twice.
+            // The message already names the field, so a prefix such as
+            // "invalid extra:" would repeat it.
             (Some(path), text)
         } else {
             let message = format!("invalid {path}: {text}");
@@ -129,8 +129,8 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     Ok(value)
 }
 
-/// Replaces Rust type names in serde's messages ("expected i64") with the
-/// JSON terms a client knows.
+/// Replaces Rust type names in serde's messages ("expected i64") with JSON
+/// terms that a client understands.
 fn plain_type_names(text: &str) -> String {
     let mut plain = text.to_owned();
     for rust_type in ["i64", "i32", "i16", "u64", "u32", "u16", "u8"] {

@@ -22,7 +22,7 @@ pub struct ApiProcess {
 
 impl ApiProcess {
     /// Starts `api --no-auth` on a free loopback port and waits until
-    /// `/ready` answers.
+    /// `/ready` responds.
     ///
     /// # Errors
     ///
@@ -116,7 +116,7 @@ impl Latency {
 }
 
 /// Picks `count` addresses that exist on exactly one server, so every
-/// lookup answers 200 rather than 409.
+/// lookup returns 200 rather than 409.
 ///
 /// # Errors
 ///
@@ -135,7 +135,7 @@ pub async fn sample_addresses(pool: &PgPool, count: i64) -> anyhow::Result<Vec<S
     Ok(addresses)
 }
 
-/// One lookup; an answer other than 200 is an error.
+/// Sends one lookup. A status other than 200 is an error.
 async fn lookup(client: &reqwest::Client, base: &str, address: &str) -> anyhow::Result<()> {
     let response = client
         .get(format!("{base}/report?account={}", percent_encode(address)))
@@ -145,7 +145,7 @@ async fn lookup(client: &reqwest::Client, base: &str, address: &str) -> anyhow::
     let body = response.bytes().await?;
     if status != reqwest::StatusCode::OK {
         bail!(
-            "GET /report?account={address} answered {status}: {}",
+            "GET /report?account={address} returned {status}: {}",
             String::from_utf8_lossy(&body)
         );
     }
@@ -268,7 +268,7 @@ pub async fn download(base: &str, path: &str) -> anyhow::Result<Download> {
     let response = client.get(format!("{base}{path}")).send().await?;
     let time_to_first_byte = start.elapsed();
     if response.status() != reqwest::StatusCode::OK {
-        bail!("GET {path} answered {}", response.status());
+        bail!("GET {path} returned {}", response.status());
     }
     let mut bytes = 0u64;
     let mut body = response.bytes_stream();

@@ -93,7 +93,7 @@ pub async fn serve(spec: FleetSpec) -> anyhow::Result<()> {
             ..Behavior::default()
         },
         // HTTPS, as Axigen's WebAdmin on port 9443. Plain HTTP would cost
-        // each server the client's wait for a TLS answer before it falls
+        // each server the client's wait for a TLS response before it falls
         // back.
         webadmin: WebAdminMode::Https,
         ..SimOptions::default()

@@ -55,9 +55,9 @@ pub fn load_dotenv() -> Result<(), ConfigError> {
 
 /// Reads `.env`, then parses the command line and environment into `T`.
 ///
-/// Configuration errors end the process with exit code 1, the code every
-/// binary of the project uses for "nothing could be done"; clap's own
-/// default would be 2, which the poller uses for failed servers. `--help`
+/// Configuration errors end the process with exit code 1, which every
+/// binary of the project uses for "nothing could be done". clap's own
+/// default would be 2, and the poller uses 2 for failed servers. `--help`
 /// and `--version` print and exit with 0.
 pub fn parse_args<T: clap::Parser>() -> T {
     if let Err(error) = load_dotenv() {

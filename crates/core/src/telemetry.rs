@@ -14,7 +14,7 @@ use crate::config::LogFormat;
 pub fn init(format: LogFormat, default_directive: &str) {
     // rustls-platform-verifier logs every rejected certificate as an error,
     // although the WebAdmin client handles it (it falls back to the CLI and
-    // records why), so its messages are off unless RUST_LOG asks for them.
+    // records why), so its messages are off unless RUST_LOG enables them.
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         EnvFilter::new(format!("{default_directive},rustls_platform_verifier=off"))
     });

@@ -54,8 +54,8 @@ fn spec_invalid_vectors_are_rejected() {
     for vector in vectors {
         let description = vector.desc.unwrap_or_default();
         // Stored passwords do not expire, so the vault checks no time to
-        // live; the two vectors that are invalid only because of their
-        // timestamp against the spec's 1985 clock do not apply.
+        // live. The two vectors that are invalid only because of their
+        // timestamp against the spec's 1985 clock therefore do not apply.
         if description.contains("TTL") || description.contains("far-future") {
             continue;
         }

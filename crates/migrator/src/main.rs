@@ -14,7 +14,7 @@ use sqlx::PgPool;
 /// Applies the axiquota database migrations and manages the key that
 /// encrypts stored server passwords.
 ///
-/// Exit codes: 0 on success, 1 on any error (the message says what failed).
+/// Exit codes: 0 on success, 1 on any error (the message names what failed).
 #[derive(Parser, Debug)]
 #[command(version, about, long_about)]
 struct Cli {

@@ -295,7 +295,7 @@ impl Progress {
     }
 }
 
-/// What every server's task of one run shares.
+/// State that every server task of one run shares.
 struct RunContext {
     pool: PgPool,
     vault: Vault,
@@ -366,7 +366,7 @@ impl ServerTask<'_> {
         match polls::try_lock_server(&mut lock_connection, server_id).await {
             Ok(true) => {}
             Ok(false) => {
-                info!("skipped: another poller holds this server's lock");
+                info!("server skipped: another poller has its lock");
                 let result = PollResult {
                     status: PollStatus::Locked,
                     error: Some(format!("{hostname}: another poller is polling this server")),

@@ -96,13 +96,13 @@ pub struct UsageFeed {
 }
 
 impl UsageFeed {
-    /// The usage in KB of `account@domain`, compared case-insensitively.
+    /// Returns the usage in KB of `account@domain`, compared case-insensitively.
     pub fn usage_kb(&self, domain: &str, account: &str) -> Option<u64> {
         let address = format!("{account}@{domain}").to_lowercase();
         self.usage_kb.get(&address).copied()
     }
 
-    /// The number of addresses with a usage figure.
+    /// Returns the number of addresses with a usage figure.
     pub fn len(&self) -> usize {
         self.usage_kb.len()
     }
@@ -137,13 +137,13 @@ fn feed_url(scheme: &str, endpoint: &ServerEndpoint) -> String {
     format!("{scheme}://{host}:{}{FEED_PATH}", endpoint.webadmin_port)
 }
 
-/// How long HTTPS may still take to answer once the port has answered
+/// How long HTTPS may still take to respond once the port has responded to
 /// plain HTTP, for ports that speak both.
 const PLAIN_HTTP_GRACE: Duration = Duration::from_secs(1);
 
 /// Decides between `https` and `http` before any credentials are sent.
 ///
-/// A TLS handshake is tried first. A plain HTTP server does not answer a
+/// A TLS handshake is tried first. A plain HTTP server does not respond to a
 /// TLS handshake at all (it waits for the end of a request line that never
 /// comes), so when plain HTTP is allowed, a request without credentials is
 /// sent at the same time to see whether the port speaks plain HTTP, instead
@@ -169,7 +169,7 @@ async fn choose_scheme(
             if speaks_http {
                 match timeout(PLAIN_HTTP_GRACE, &mut tls).await {
                     Ok(result) => result,
-                    Err(_) => Err(ProbeFailure::NotTls("no TLS handshake, but plain HTTP answered".to_owned())),
+                    Err(_) => Err(ProbeFailure::NotTls("no TLS handshake, but plain HTTP responded".to_owned())),
                 }
             } else {
                 tls.await

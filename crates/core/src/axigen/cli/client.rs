@@ -272,12 +272,12 @@ impl CliClient {
         self.connection.quit().await;
     }
 
-    /// The context entered through this client.
+    /// Returns the context entered through this client.
     pub fn context(&self) -> &Context {
         &self.context
     }
 
-    /// The number of `-ERR` replies received in this session. Servers close
+    /// Returns the number of `-ERR` replies received in this session. Servers close
     /// a session after a configured number of them (20 by default).
     pub fn rejected_count(&self) -> u32 {
         self.connection.rejected_count()

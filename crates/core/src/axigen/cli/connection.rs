@@ -323,17 +323,17 @@ impl Connection {
         let _ = timeout(self.options.reply_timeout, self.stream.shutdown()).await;
     }
 
-    /// The number of `-ERR` replies received in this session.
+    /// Returns the number of `-ERR` replies received in this session.
     pub fn rejected_count(&self) -> u32 {
         self.rejected
     }
 
-    /// The prompt path of the current context, e.g. `#` at the root.
+    /// Returns the prompt path of the current context, e.g. `#` at the root.
     pub fn prompt(&self) -> &str {
         &self.prompt
     }
 
-    /// The address connected to, as `host:port`.
+    /// Returns the address connected to, as `host:port`.
     pub fn address(&self) -> &str {
         &self.address
     }
@@ -448,7 +448,7 @@ async fn open_stream(
             address: address.to_owned(),
             source,
         })?;
-    // Commands are single short lines answered before the next is sent.
+    // Commands are single short lines, each replied to before the next is sent.
     let _ = tcp.set_nodelay(true);
 
     if !endpoint.cli_tls {

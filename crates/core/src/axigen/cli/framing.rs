@@ -7,7 +7,7 @@
 //! (`<path> `, no newline). Terminal control codes are removed first, so a
 //! code split across reads or wrapped around a prompt changes nothing.
 
-/// The longest prompt path accepted. Real paths are short
+/// Maximum length of an accepted prompt path. Real paths are short
 /// (`domain-account-quotas`), so a longer `<...> ` tail is body text.
 const MAX_PROMPT_PATH: usize = 128;
 
@@ -177,7 +177,7 @@ pub struct Frame {
     pub prompt: Option<String>,
 }
 
-/// What ends the reply being read.
+/// Kind of line that ends the reply being read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum FrameMode {
     /// A status line and then any prompt (every reply after login).
@@ -227,7 +227,7 @@ impl ReplyReader {
         self.raw_len
     }
 
-    /// The last line received, whole or partial, for error messages.
+    /// Returns the last line received, whole or partial, for error messages.
     pub(crate) fn last_line(&self) -> Option<String> {
         if self.partial.is_empty() {
             self.lines.last().cloned()
@@ -236,12 +236,12 @@ impl ReplyReader {
         }
     }
 
-    /// The prompt path when the unfinished line is exactly a prompt.
+    /// Returns the prompt path when the unfinished line is exactly a prompt.
     pub(crate) fn pending_prompt(&self) -> Option<&str> {
         prompt_path(&self.partial)
     }
 
-    /// Whether the last full line is a status line.
+    /// Tells whether the last full line is a status line.
     pub(crate) fn ends_with_status(&self) -> bool {
         self.lines
             .last()

@@ -183,7 +183,7 @@ impl CollectState {
         inner.skipped.push(item);
     }
 
-    /// The feed's usage for an account, when the feed worked and lists it.
+    /// Returns the feed's usage for an account, when the feed worked and lists it.
     pub(super) fn feed_usage_kb(&self, domain: &str, account: &str) -> Option<u64> {
         self.feed.as_ref()?.usage_kb(domain, account)
     }

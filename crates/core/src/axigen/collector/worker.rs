@@ -59,7 +59,7 @@ impl<'a> Worker<'a> {
         self.ever_connected = true;
     }
 
-    /// Whether this worker still takes jobs.
+    /// Tells whether this worker still takes jobs.
     pub(super) fn is_active(&self) -> bool {
         !self.retired
     }
