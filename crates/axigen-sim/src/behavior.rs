@@ -35,7 +35,9 @@ pub struct Behavior {
     pub close_on_accept: bool,
     /// Close connections accepted while this many CLI sessions are open.
     pub max_sessions: Option<usize>,
-    /// Pause before sending each reply, the banner included.
+    /// Pause before sending each reply, the banner included. It lasts the
+    /// given time to within tens of microseconds, not rounded up to whole
+    /// milliseconds as tokio's timer would.
     pub reply_latency: Duration,
     /// Split of replies into socket writes.
     pub chunking: Chunking,

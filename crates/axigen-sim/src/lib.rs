@@ -23,6 +23,7 @@
 mod behavior;
 mod cli;
 mod data;
+mod delay;
 mod rng;
 mod server;
 mod stats;

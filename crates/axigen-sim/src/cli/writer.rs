@@ -50,7 +50,7 @@ impl<W: AsyncWrite + Unpin> ReplyWriter<W> {
     /// Sends one reply, waiting for the configured latency first.
     pub(crate) async fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         if !self.latency.is_zero() {
-            tokio::time::sleep(self.latency).await;
+            crate::delay::pause(self.latency).await;
         }
         match self.chunking {
             Chunking::Whole => {

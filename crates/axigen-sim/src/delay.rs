@@ -1,0 +1,182 @@
+//! Pauses that last the requested time to within about a tenth of a
+//! millisecond.
+//!
+//! Tokio's timer works at millisecond granularity and rounds deadlines up,
+//! so a 1 ms `tokio::time::sleep` lasts between 1 and 2 ms. Here one thread
+//! per process keeps the pending deadlines in a heap and waits on a
+//! condition variable, whose timeout has microsecond resolution, until the
+//! earliest deadline plus [`COALESCE`]. It then wakes every task whose
+//! deadline has passed, so a hundred sessions cost a few wake-ups, not one
+//! each.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+use std::collections::binary_heap::PeekMut;
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+/// Time after the earliest deadline at which the timer thread wakes, so
+/// that the pauses due by then end together. No pause ends early.
+const COALESCE: Duration = Duration::from_micros(50);
+
+/// Waits for `duration`. Falls back to tokio's timer when the timer thread
+/// could not be started.
+pub(crate) async fn pause(duration: Duration) {
+    let deadline = Instant::now() + duration;
+    let Some(timer) = timer() else {
+        tokio::time::sleep_until(deadline.into()).await;
+        return;
+    };
+    let (wake, woken) = oneshot::channel();
+    timer.add(Entry { deadline, wake });
+    // An entry dropped unsent would end the wait early, so the deadline is
+    // then kept with tokio's timer.
+    if woken.await.is_err() {
+        tokio::time::sleep_until(deadline.into()).await;
+    }
+}
+
+/// One waiting task: woken through `wake` once `deadline` has passed.
+struct Entry {
+    deadline: Instant,
+    wake: oneshot::Sender<()>,
+}
+
+// The heap pops its greatest entry, so the earliest deadline compares greatest.
+impl Ord for Entry {
+    fn cmp(&self, other: &Self) -> Ordering {
+        other.deadline.cmp(&self.deadline)
+    }
+}
+
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        self.deadline == other.deadline
+    }
+}
+
+impl Eq for Entry {}
+
+struct Timer {
+    pending: Mutex<BinaryHeap<Entry>>,
+    /// Signalled when an entry becomes the earliest, so that the thread
+    /// sleeps until the new first deadline.
+    earlier: Condvar,
+}
+
+impl Timer {
+    fn lock(&self) -> MutexGuard<'_, BinaryHeap<Entry>> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn add(&self, entry: Entry) {
+        let deadline = entry.deadline;
+        let mut pending = self.lock();
+        pending.push(entry);
+        // Pauses of one length arrive in deadline order, so the thread
+        // rarely needs waking: only when the new entry comes first.
+        let first = pending
+            .peek()
+            .is_some_and(|first| first.deadline == deadline);
+        drop(pending);
+        if first {
+            self.earlier.notify_one();
+        }
+    }
+
+    fn run(&self) {
+        let mut pending = self.lock();
+        loop {
+            let now = Instant::now();
+            while let Some(first) = pending.peek_mut() {
+                if first.deadline > now {
+                    break;
+                }
+                // A task that stopped waiting has dropped its receiver.
+                let _ = PeekMut::pop(first).wake.send(());
+            }
+            pending = match pending.peek() {
+                Some(first) => {
+                    let wait = first.deadline + COALESCE - now;
+                    self.earlier
+                        .wait_timeout(pending, wait)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+                None => self
+                    .earlier
+                    .wait(pending)
+                    .unwrap_or_else(|e| e.into_inner()),
+            };
+        }
+    }
+}
+
+/// Returns the timer shared by every server of the process and starts its
+/// thread on first use.
+fn timer() -> Option<&'static Timer> {
+    static TIMER: Timer = Timer {
+        pending: Mutex::new(BinaryHeap::new()),
+        earlier: Condvar::new(),
+    };
+    static STARTED: OnceLock<bool> = OnceLock::new();
+    let started = *STARTED.get_or_init(|| {
+        let spawned = std::thread::Builder::new()
+            .name("sim-reply-timer".to_owned())
+            .spawn(|| TIMER.run());
+        if let Err(e) = &spawned {
+            tracing::warn!(error = %e, "starting the reply timer thread failed; reply latency uses tokio's millisecond timer");
+        }
+        spawned.is_ok()
+    });
+    started.then_some(&TIMER)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn pause_never_ends_early() {
+        for micros in [1, 250, 1_000, 1_500] {
+            let duration = Duration::from_micros(micros);
+            let started = Instant::now();
+            pause(duration).await;
+            let elapsed = started.elapsed();
+            assert!(
+                elapsed >= duration,
+                "a pause of {duration:?} lasted {elapsed:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn pauses_end_in_deadline_order() {
+        let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
+        let mut tasks = Vec::new();
+        for (label, millis) in [("third", 30), ("first", 10), ("second", 20)] {
+            let sender = sender.clone();
+            tasks.push(tokio::spawn(async move {
+                pause(Duration::from_millis(millis)).await;
+                let _ = sender.send(label);
+            }));
+        }
+        for task in tasks {
+            task.await.expect("pause task");
+        }
+        drop(sender);
+        let mut order = Vec::new();
+        while let Some(label) = receiver.recv().await {
+            order.push(label);
+        }
+        assert_eq!(order, ["first", "second", "third"]);
+    }
+}
