@@ -262,6 +262,38 @@ async fn deleting_server_removes_its_snapshot(pool: PgPool) {
 }
 
 #[sqlx::test(migrations = "../../migrations")]
+async fn account_in_foreign_domain_is_rejected(pool: PgPool) {
+    let vault = vault();
+    let first = servers::insert(&pool, &vault, &new_server("mx1.example.net"))
+        .await
+        .unwrap();
+    let second = servers::insert(&pool, &vault, &new_server("mx2.example.net"))
+        .await
+        .unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    snapshot::replace_snapshot(&mut conn, first.id, &sample_snapshot("a"))
+        .await
+        .unwrap();
+
+    let error = sqlx::query(
+        "INSERT INTO accounts (server_id, domain_id, local_part, email, used_kb, usage_source, \
+         collected_at) \
+         SELECT $1, id, 'mallory', 'mallory@' || name, 0, 'cli', now() FROM domains LIMIT 1",
+    )
+    .bind(second.id)
+    .execute(&pool)
+    .await
+    .expect_err("an account of the second server in a domain of the first");
+    let constraint = error
+        .as_database_error()
+        .and_then(|e| e.constraint())
+        .map(str::to_owned);
+    assert_eq!(constraint.as_deref(), Some("accounts_domain_fkey"));
+    assert_eq!(account_rows(&pool, second.id).await.len(), 0);
+    assert_eq!(account_rows(&pool, first.id).await.len(), 3);
+}
+
+#[sqlx::test(migrations = "../../migrations")]
 async fn rotation_reencrypts_with_first_key(pool: PgPool) {
     let old_key = Vault::generate_key();
     let new_key = Vault::generate_key();

@@ -394,11 +394,11 @@ pub async fn list_domain_aggregates(
     let select = format!(
         "SELECT s.id AS server_id, s.name AS server_name, s.hostname AS server_hostname, \
          d.name, d.display_name, d.status, d.collected_at, \
-         count(a.id) AS accounts, \
+         count(a.domain_id) AS accounts, \
          coalesce(sum(a.used_kb), 0)::bigint AS used_kb, \
          coalesce(sum(a.quota_kb), 0)::bigint AS allocated_kb, \
-         count(a.id) FILTER (WHERE a.quota_kb IS NULL) AS unlimited_accounts, \
-         count(a.id) FILTER (WHERE a.quota_kb IS NOT NULL \
+         count(a.domain_id) FILTER (WHERE a.quota_kb IS NULL) AS unlimited_accounts, \
+         count(a.domain_id) FILTER (WHERE a.quota_kb IS NOT NULL \
              AND a.used_kb::float8 * 100 >= $3 * a.quota_kb::float8) AS accounts_over_threshold \
          FROM domains d JOIN servers s ON s.id = d.server_id \
          LEFT JOIN accounts a ON a.domain_id = d.id{DOMAIN_FILTER_SQL} \
@@ -477,11 +477,11 @@ pub async fn totals(pool: &PgPool, threshold_percent: f64) -> sqlx::Result<Total
              WHERE r.server_id = s.id ORDER BY r.started_at DESC, r.id DESC LIMIT 1) = 'failed') \
              AS servers_failing, \
          (SELECT count(*) FROM domains) AS domains, \
-         count(a.id) AS accounts, \
+         count(a.domain_id) AS accounts, \
          coalesce(sum(a.used_kb), 0)::bigint AS used_kb, \
          coalesce(sum(a.quota_kb), 0)::bigint AS allocated_kb, \
-         count(a.id) FILTER (WHERE a.quota_kb IS NULL) AS unlimited_accounts, \
-         count(a.id) FILTER (WHERE a.quota_kb IS NOT NULL \
+         count(a.domain_id) FILTER (WHERE a.quota_kb IS NULL) AS unlimited_accounts, \
+         count(a.domain_id) FILTER (WHERE a.quota_kb IS NOT NULL \
              AND a.used_kb::float8 * 100 >= $1 * a.quota_kb::float8) AS accounts_over_threshold, \
          (SELECT min(collected_at) FROM domains) AS oldest_collected_at, \
          (SELECT max(collected_at) FROM domains) AS newest_collected_at \
