@@ -36,6 +36,10 @@ pub struct FleetSpec {
     /// Pause in milliseconds before every CLI reply
     #[arg(long, default_value_t = 0)]
     pub latency_ms: u64,
+    /// Worker threads of the fleet's runtime. With one, the fake servers
+    /// never take more than one core from the poller and PostgreSQL.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub fleet_threads: u16,
 }
 
 impl FleetSpec {
@@ -175,6 +179,8 @@ impl Fleet {
             .arg(spec.accounts_per_domain.to_string())
             .arg("--latency-ms")
             .arg(spec.latency_ms.to_string())
+            .arg("--fleet-threads")
+            .arg(spec.fleet_threads.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .kill_on_drop(true)

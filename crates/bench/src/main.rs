@@ -113,7 +113,14 @@ fn main() -> ExitCode {
     // reqwest is built without a default TLS provider; the load generator
     // speaks plain HTTP, but building a client still needs one.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match &cli.command {
+        Command::FakeServers(spec) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(usize::from(spec.fleet_threads))
+            .enable_all()
+            .build(),
+        Command::Run(_) => tokio::runtime::Runtime::new(),
+    };
+    let runtime = match runtime {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: starting the async runtime failed: {error}");
@@ -372,11 +379,12 @@ async fn print_machine(pool: &sqlx::PgPool, args: &RunArgs) -> anyhow::Result<()
     println!("| PostgreSQL | {postgres} |");
     println!("| build profile | {profile} |");
     println!(
-        "| fleet | {} fake servers x {} domains x {} accounts = {} accounts |",
+        "| fleet | {} fake servers x {} domains x {} accounts = {} accounts, on {} worker thread(s) |",
         args.fleet.servers,
         args.fleet.domains,
         args.fleet.accounts_per_domain,
-        args.fleet.accounts()
+        args.fleet.accounts(),
+        args.fleet.fleet_threads
     );
     println!(
         "| poller concurrency | --max-servers {} --sessions-per-server {} |",
@@ -469,6 +477,19 @@ fn print_poll(args: &RunArgs, figures: &PollFigures) {
         slow.cli_connections,
         slow.peak_sessions_per_server,
         slow.webadmin_requests
+    );
+    // What the bound's reply rate would cost in CPU, from what each side
+    // spent per reply in this poll.
+    let micros_per_reply = |cpu: f64| cpu * 1e6 / replies.max(1) as f64;
+    let poller_us = micros_per_reply(figures.slow_poll.cpu.as_secs_f64());
+    let fleet_us = micros_per_reply(slow.cpu_seconds);
+    let bound_rate = replies as f64 / bound.as_secs_f64();
+    println!(
+        "CPU per reply in the slow poll: poller {poller_us:.1} µs, fake servers {fleet_us:.1} µs. \
+         At the bound, {bound_rate:.0} replies per second would take {:.2} cores for these two \
+         alone, of the machine's {}.\n",
+        bound_rate * (poller_us + fleet_us) / 1e6,
+        std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
     );
     let fast = &figures.fast_stats;
     println!(
