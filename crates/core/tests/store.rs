@@ -170,6 +170,65 @@ async fn snapshot_replaces_rows_of_that_server_only(pool: PgPool) {
     assert_eq!(account_rows(&pool, second.id).await, second_before);
 }
 
+/// Returns (id, name, display name, status) of a server's domains by name.
+async fn domain_rows(pool: &PgPool, server_id: Uuid) -> Vec<(i64, String, Option<String>, String)> {
+    sqlx::query_as(
+        "SELECT id, name, display_name, status FROM domains WHERE server_id = $1 ORDER BY name",
+    )
+    .bind(server_id)
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn snapshot_updates_kept_domains_and_drops_vanished(pool: PgPool) {
+    let vault = vault();
+    let server = servers::insert(&pool, &vault, &new_server("mx1.example.net"))
+        .await
+        .unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    snapshot::replace_snapshot(&mut conn, server.id, &sample_snapshot("a"))
+        .await
+        .unwrap();
+    let before = domain_rows(&pool, server.id).await;
+    assert_eq!(before.len(), 2);
+
+    // The first domain comes back in other letter case and disabled; the
+    // second is gone and a new one appears.
+    let mut changed = sample_snapshot("a");
+    changed.domains[0].name = "example-a.com".to_owned();
+    changed.domains[0].status = DomainStatus::Disabled;
+    changed.domains[1].name = "new-a.example".to_owned();
+    snapshot::replace_snapshot(&mut conn, server.id, &changed)
+        .await
+        .unwrap();
+
+    let after = domain_rows(&pool, server.id).await;
+    let names: Vec<&str> = after.iter().map(|row| row.1.as_str()).collect();
+    assert_eq!(names, ["example-a.com", "new-a.example"]);
+    assert_eq!(after[0].0, before[0].0, "a kept domain keeps its id");
+    assert_eq!(
+        after[0].2, None,
+        "the display spelling follows the new name"
+    );
+    assert_eq!(after[0].3, "disabled");
+    let kept_accounts: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM accounts WHERE domain_id = $1")
+            .bind(after[0].0)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(kept_accounts, 3);
+    let stray_accounts: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM accounts WHERE domain_id <> ALL($1)")
+            .bind(after.iter().map(|row| row.0).collect::<Vec<_>>())
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(stray_accounts, 0);
+}
+
 #[sqlx::test(migrations = "../../migrations")]
 async fn snapshot_stores_unlimited_as_null_and_zero_usage(pool: PgPool) {
     let vault = vault();

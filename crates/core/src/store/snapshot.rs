@@ -17,35 +17,38 @@ pub struct WriteCounts {
     pub accounts: usize,
 }
 
-/// Replaces the domains and accounts of one server with `snapshot`, using
-/// two deletes, one bulk insert for the domains and one `COPY` for the
-/// accounts, whatever the size.
+/// Replaces the domains and accounts of one server with `snapshot`: one
+/// delete of the accounts, one upsert of the domains, one delete of the
+/// domains no longer listed and one `COPY` of the accounts, whatever the
+/// size. A domain keeps its row, and so its id, from poll to poll.
 ///
 /// Run it inside a transaction: on any error the caller drops the
 /// transaction and the previous snapshot stays as it was.
 ///
 /// # Errors
 ///
-/// Database errors, including a unique violation when the snapshot lists
-/// the same domain, or the same account in one domain, twice in different
-/// letter case.
+/// Database errors, including one when the snapshot lists the same domain,
+/// or the same account in one domain, twice in different letter case.
 pub async fn replace_snapshot(
     conn: &mut PgConnection,
     server_id: Uuid,
     snapshot: &Snapshot,
 ) -> sqlx::Result<WriteCounts> {
-    // Accounts go first: deleting domains alone would cascade to accounts
-    // one row at a time.
+    // Accounts go first: deleting a domain that still has accounts would
+    // cascade to them one domain at a time.
     sqlx::query("DELETE FROM accounts WHERE server_id = $1")
         .bind(server_id)
         .execute(&mut *conn)
         .await?;
-    sqlx::query("DELETE FROM domains WHERE server_id = $1")
+
+    let domain_ids = upsert_domains(conn, server_id, snapshot).await?;
+    let listed: Vec<&str> = domain_ids.keys().map(String::as_str).collect();
+    sqlx::query("DELETE FROM domains WHERE server_id = $1 AND name <> ALL($2)")
         .bind(server_id)
+        .bind(&listed)
         .execute(&mut *conn)
         .await?;
 
-    let domain_ids = insert_domains(conn, server_id, snapshot).await?;
     let accounts = insert_accounts(conn, server_id, snapshot, &domain_ids).await?;
     Ok(WriteCounts {
         domains: domain_ids.len(),
@@ -59,7 +62,7 @@ fn display_form(original: &str, lowered: &str) -> Option<String> {
     (original != lowered).then(|| original.to_owned())
 }
 
-async fn insert_domains(
+async fn upsert_domains(
     conn: &mut PgConnection,
     server_id: Uuid,
     snapshot: &Snapshot,
@@ -79,6 +82,8 @@ async fn insert_domains(
         "INSERT INTO domains (server_id, name, display_name, status, collected_at) \
          SELECT $1, name, display_name, status, $5 \
          FROM UNNEST($2::text[], $3::text[], $4::text[]) AS d (name, display_name, status) \
+         ON CONFLICT (server_id, name) DO UPDATE SET display_name = EXCLUDED.display_name, \
+         status = EXCLUDED.status, collected_at = EXCLUDED.collected_at \
          RETURNING id, name",
     )
     .bind(server_id)
