@@ -62,7 +62,7 @@ struct RunArgs {
 
     /// Servers polled at the same time (the poller's --max-servers; the
     /// default is the poller's)
-    #[arg(long, default_value_t = 25)]
+    #[arg(long, default_value_t = 50)]
     max_servers: usize,
 
     /// CLI sessions per server (the poller's --sessions-per-server; the

@@ -4,6 +4,7 @@
 //! The binary in `main.rs` reads the configuration and calls [`poll_once`]
 //! once, or on a schedule; tests call it directly.
 
+mod locks;
 pub mod output;
 
 use std::sync::Arc;
@@ -19,10 +20,13 @@ use axiquota_core::{Secret, Vault};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde::Serialize;
-use sqlx::{Acquire, PgConnection, PgPool};
+use sqlx::PgPool;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 use uuid::Uuid;
+
+use crate::locks::PollLocks;
 
 /// Exit codes that cron and scripts read.
 pub mod exit_code {
@@ -98,6 +102,8 @@ pub enum RunError {
     UnknownServers(Vec<String>),
     #[error("cannot read the registered servers: {0}")]
     Database(String),
+    #[error("cannot open the database connection that holds the poll locks: {0}")]
+    LockConnection(String),
 }
 
 fn elapsed_ms(start: Instant) -> i64 {
@@ -142,6 +148,13 @@ pub async fn poll_once(
         return Err(RunError::UnknownServers(unknown));
     }
 
+    let locks = PollLocks::open(pool)
+        .await
+        .map_err(|error| RunError::LockConnection(describe_sqlx_error(&error)))?;
+    let write_slots = (pool.options().get_max_connections() as usize)
+        .saturating_sub(1)
+        .max(1);
+
     let run_id = if settings.dry_run {
         None
     } else {
@@ -161,6 +174,8 @@ pub async fn poll_once(
     collect_options.progress = Some(progress.accounts.clone());
     let run = Arc::new(RunContext {
         pool: pool.clone(),
+        locks,
+        write_slots: Semaphore::new(write_slots),
         vault: vault.clone(),
         settings: settings.clone(),
         collect_options,
@@ -196,6 +211,10 @@ pub async fn poll_once(
         .collect()
         .await;
     reporter.abort();
+    // Every server task has ended, so this is the last reference.
+    if let Ok(run) = Arc::try_unwrap(run) {
+        run.locks.close().await;
+    }
 
     let mut outcomes = outcomes;
     outcomes.sort_by(|left, right| left.result.hostname.cmp(&right.result.hostname));
@@ -298,6 +317,10 @@ impl Progress {
 /// State that every server task of one run shares.
 struct RunContext {
     pool: PgPool,
+    locks: PollLocks,
+    /// Snapshot writes that may run at once: one fewer than the pool's
+    /// connections, so that failures can still be recorded meanwhile.
+    write_slots: Semaphore,
     vault: Vault,
     settings: PollSettings,
     collect_options: CollectOptions,
@@ -309,6 +332,8 @@ impl RunContext {
     fn server_task(&self) -> ServerTask<'_> {
         ServerTask {
             pool: &self.pool,
+            locks: &self.locks,
+            write_slots: &self.write_slots,
             vault: &self.vault,
             settings: &self.settings,
             collect_options: &self.collect_options,
@@ -321,6 +346,8 @@ impl RunContext {
 /// Shared state of one server's poll, borrowed from the run.
 struct ServerTask<'a> {
     pool: &'a PgPool,
+    locks: &'a PollLocks,
+    write_slots: &'a Semaphore,
     vault: &'a Vault,
     settings: &'a PollSettings,
     collect_options: &'a CollectOptions,
@@ -348,22 +375,9 @@ impl ServerTask<'_> {
             webadmin_error: None,
         };
 
-        // The lock lives on one connection for the whole poll, so that a
-        // second poller skips this server instead of collecting it again.
-        // The snapshot transaction runs on the same connection, so a server
-        // never needs two connections and the pool cannot run dry while
-        // servers wait to write.
-        let mut lock_connection = match self.pool.acquire().await {
-            Ok(connection) => connection,
-            Err(error) => {
-                let message = format!(
-                    "{hostname}: cannot take the poll lock: {}",
-                    describe_sqlx_error(&error)
-                );
-                return self.fail(None, base, start, message).await;
-            }
-        };
-        match polls::try_lock_server(&mut lock_connection, server_id).await {
+        // The lock is held for the whole poll, so that a second poller
+        // skips this server instead of collecting it again.
+        match self.locks.try_lock(server_id).await {
             Ok(true) => {}
             Ok(false) => {
                 info!("server skipped: another poller has its lock");
@@ -373,8 +387,7 @@ impl ServerTask<'_> {
                     duration_ms: elapsed_ms(start),
                     ..base
                 };
-                self.record_outside_snapshot(Some(&mut lock_connection), &result)
-                    .await;
+                self.record_outside_snapshot(&result).await;
                 return ServerOutcome {
                     result,
                     snapshot: None,
@@ -385,28 +398,17 @@ impl ServerTask<'_> {
                     "{hostname}: cannot take the poll lock: {}",
                     describe_sqlx_error(&error)
                 );
-                return self
-                    .fail(Some(&mut lock_connection), base, start, message)
-                    .await;
+                return self.fail(base, start, message).await;
             }
         }
 
-        let outcome = self
-            .collect_and_write(&mut lock_connection, row, base, start)
-            .await;
-
-        if let Err(error) = polls::unlock_server(&mut lock_connection, server_id).await {
-            // A connection whose lock state is unknown must not go back to
-            // the pool; closing it makes PostgreSQL release the lock.
-            warn!(error = %describe_sqlx_error(&error), "cannot release the poll lock; closing its connection");
-            let _ = lock_connection.detach();
-        }
+        let outcome = self.collect_and_write(row, base, start).await;
+        self.locks.unlock(server_id).await;
         outcome
     }
 
     async fn collect_and_write(
         &self,
-        connection: &mut PgConnection,
         row: ServerWithPassword,
         base: PollResult,
         start: Instant,
@@ -415,14 +417,7 @@ impl ServerTask<'_> {
         let password = match self.vault.decrypt(&row.password_encrypted) {
             Ok(password) => password,
             Err(error) => {
-                return self
-                    .fail(
-                        Some(connection),
-                        base,
-                        start,
-                        format!("{hostname}: {error}"),
-                    )
-                    .await;
+                return self.fail(base, start, format!("{hostname}: {error}")).await;
             }
         };
         let endpoint = endpoint_of(&row, password);
@@ -434,22 +429,20 @@ impl ServerTask<'_> {
             ) => outcome,
             () = self.shutdown.cancelled() => {
                 let message = format!("{hostname}: interrupted by shutdown before collection finished");
-                return self.fail(Some(connection), base, start, message).await;
+                return self.fail(base, start, message).await;
             }
         };
         let snapshot = match collection {
             Ok(Ok(snapshot)) => snapshot,
             Ok(Err(error)) => {
-                return self
-                    .fail(Some(connection), base, start, error.to_string())
-                    .await;
+                return self.fail(base, start, error.to_string()).await;
             }
             Err(_) => {
                 let message = format!(
                     "{hostname}: timed out after {} collecting the server; raise --server-timeout if it is large or slow",
                     humantime::format_duration(self.settings.server_timeout)
                 );
-                return self.fail(Some(connection), base, start, message).await;
+                return self.fail(base, start, message).await;
             }
         };
 
@@ -478,10 +471,7 @@ impl ServerTask<'_> {
             };
         }
 
-        match self
-            .write(connection, &snapshot, result.clone(), start)
-            .await
-        {
+        match self.write(&snapshot, result.clone(), start).await {
             Ok(result) => {
                 info!(
                     domains = result.domains,
@@ -505,7 +495,7 @@ impl ServerTask<'_> {
                     accounts: 0,
                     ..result
                 };
-                self.fail(Some(connection), failed, start, message).await
+                self.fail(failed, start, message).await
             }
         }
     }
@@ -513,12 +503,18 @@ impl ServerTask<'_> {
     /// Replaces the snapshot and records the result in one transaction.
     async fn write(
         &self,
-        connection: &mut PgConnection,
         snapshot: &Snapshot,
         result: PollResult,
         start: Instant,
     ) -> sqlx::Result<PollResult> {
-        let mut transaction = connection.begin().await?;
+        // Servers wait here rather than in the pool, whose wait is limited
+        // by the connect timeout, so a burst of large writes cannot fail.
+        let _slot = self
+            .write_slots
+            .acquire()
+            .await
+            .map_err(|_| sqlx::Error::PoolClosed)?;
+        let mut transaction = self.pool.begin().await?;
         let counts =
             snapshot::replace_snapshot(&mut transaction, result.server_id, snapshot).await?;
         let result = PollResult {
@@ -534,13 +530,7 @@ impl ServerTask<'_> {
         Ok(result)
     }
 
-    async fn fail(
-        &self,
-        connection: Option<&mut PgConnection>,
-        base: PollResult,
-        start: Instant,
-        message: String,
-    ) -> ServerOutcome {
+    async fn fail(&self, base: PollResult, start: Instant, message: String) -> ServerOutcome {
         warn!(error = %message, "server failed; its previous snapshot is kept");
         let result = PollResult {
             status: PollStatus::Failed,
@@ -548,29 +538,21 @@ impl ServerTask<'_> {
             duration_ms: elapsed_ms(start),
             ..base
         };
-        self.record_outside_snapshot(connection, &result).await;
+        self.record_outside_snapshot(&result).await;
         ServerOutcome {
             result,
             snapshot: None,
         }
     }
 
-    /// Records a result that comes with no snapshot (failed or locked), on
-    /// the server's own connection when it has one.
-    async fn record_outside_snapshot(
-        &self,
-        connection: Option<&mut PgConnection>,
-        result: &PollResult,
-    ) {
+    /// Records a result that comes with no snapshot (failed or locked).
+    async fn record_outside_snapshot(&self, result: &PollResult) {
         let Some(run_id) = self.run_id else {
             return;
         };
-        let outcome = match connection {
-            Some(connection) => polls::record_result(connection, run_id, result).await,
-            None => match self.pool.acquire().await {
-                Ok(mut connection) => polls::record_result(&mut connection, run_id, result).await,
-                Err(error) => Err(error),
-            },
+        let outcome = match self.pool.acquire().await {
+            Ok(mut connection) => polls::record_result(&mut connection, run_id, result).await,
+            Err(error) => Err(error),
         };
         if let Err(error) = outcome {
             warn!(error = %describe_sqlx_error(&error), "cannot record the poll result");

@@ -47,9 +47,9 @@ struct Cli {
     #[arg(long, env = "POLL_OUTPUT", value_enum, default_value_t = OutputFormat::Table)]
     output: OutputFormat,
 
-    /// Servers collected at the same time; each uses one database
-    /// connection while it is polled
-    #[arg(long, env = "POLL_MAX_SERVERS", default_value_t = 25,
+    /// Servers collected at the same time. The poller uses one database
+    /// connection for all their locks, and the pool to write snapshots
+    #[arg(long, env = "POLL_MAX_SERVERS", default_value_t = 50,
           value_parser = clap::value_parser!(u16).range(1..=1000))]
     max_servers: u16,
 
@@ -119,13 +119,7 @@ async fn run(cli: Cli) -> u8 {
             return exit_code::NOTHING_DONE;
         }
     };
-    // Each server being polled holds one connection for its lock and its
-    // write, and the run itself needs one more.
-    let mut database = cli.database.clone();
-    database.database_max_connections = database
-        .database_max_connections
-        .max(u32::from(cli.max_servers) + 2);
-    let pool = match database.connect().await {
+    let pool = match cli.database.connect().await {
         Ok(pool) => pool,
         Err(error) => {
             eprintln!("error: {error:#}");

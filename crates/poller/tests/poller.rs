@@ -475,6 +475,76 @@ async fn concurrent_pollers_write_each_server_once(pool: PgPool) {
 }
 
 #[sqlx::test(migrations = "../../migrations")]
+async fn more_servers_than_pool_connections_poll_at_once(pool: PgPool) {
+    let fixture = Fixture::new(pool);
+    let mut ids = Vec::new();
+    let mut sims = Vec::new();
+    for index in 0..6 {
+        // Latency keeps all six collections running at the same time.
+        let sim = start(
+            71 + index as u8,
+            data(70 + index, 2, 5),
+            Behavior {
+                reply_latency: Duration::from_millis(30),
+                ..Behavior::default()
+            },
+        )
+        .await;
+        ids.push(fixture.register(&sim, "secret").await);
+        sims.push(sim);
+    }
+    let small_pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect_with((*fixture.pool.connect_options()).clone())
+        .await
+        .unwrap();
+
+    // Counts the poll locks held in this test's database while the poll runs.
+    let watcher_pool = fixture.pool.clone();
+    let done = CancellationToken::new();
+    let watcher_done = done.clone();
+    let watcher = tokio::spawn(async move {
+        let mut most = 0;
+        while !watcher_done.is_cancelled() {
+            let held: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted \
+                 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            )
+            .fetch_one(&watcher_pool)
+            .await
+            .unwrap();
+            most = most.max(held);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        most
+    });
+
+    let settings = PollSettings {
+        max_servers: 6,
+        ..settings()
+    };
+    let report = poll_once(
+        &small_pool,
+        &fixture.vault,
+        &settings,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    done.cancel();
+    let most_locks_held = watcher.await.unwrap();
+
+    assert_eq!(report.counts.ok, 6, "{:?}", report.servers);
+    assert_eq!(most_locks_held, 6, "all six servers were polled at once");
+    for (id, sim) in ids.iter().zip(&sims) {
+        assert_eq!(
+            fixture.stored_accounts(*id).await,
+            expected_accounts(&sim.data())
+        );
+    }
+}
+
+#[sqlx::test(migrations = "../../migrations")]
 async fn dry_run_writes_nothing(pool: PgPool) {
     let fixture = Fixture::new(pool);
     let served = data(40, 2, 4);

@@ -1,0 +1,50 @@
+//! The poll locks of one run, held together on one connection of their own.
+//!
+//! A poll lock is a session-level advisory lock in PostgreSQL, so it lasts
+//! as long as the connection that took it. Holding every lock of a run on
+//! one connection keeps the number of servers polled at once independent
+//! of the pool size: servers use pool connections only to write.
+
+use axiquota_core::store::{describe_sqlx_error, polls};
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio::sync::Mutex;
+use tracing::warn;
+use uuid::Uuid;
+
+pub(crate) struct PollLocks {
+    connection: Mutex<PgConnection>,
+}
+
+impl PollLocks {
+    /// Opens the connection that holds the locks, with the pool's settings
+    /// but outside the pool.
+    pub(crate) async fn open(pool: &PgPool) -> sqlx::Result<Self> {
+        let connection = PgConnection::connect_with(&pool.connect_options()).await?;
+        Ok(Self {
+            connection: Mutex::new(connection),
+        })
+    }
+
+    /// Takes the lock of one server. Returns `false` when another poller
+    /// holds it.
+    pub(crate) async fn try_lock(&self, server_id: Uuid) -> sqlx::Result<bool> {
+        let mut connection = self.connection.lock().await;
+        polls::try_lock_server(&mut connection, server_id).await
+    }
+
+    /// Releases the lock of one server. A lock that cannot be released
+    /// ends with the connection when the run closes it.
+    pub(crate) async fn unlock(&self, server_id: Uuid) {
+        let mut connection = self.connection.lock().await;
+        if let Err(error) = polls::unlock_server(&mut connection, server_id).await {
+            warn!(%server_id, error = %describe_sqlx_error(&error), "cannot release the poll lock; it ends with the run");
+        }
+    }
+
+    /// Closes the connection, which releases any lock still held.
+    pub(crate) async fn close(self) {
+        if let Err(error) = self.connection.into_inner().close().await {
+            warn!(error = %describe_sqlx_error(&error), "closing the poll lock connection failed");
+        }
+    }
+}
