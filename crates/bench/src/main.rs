@@ -489,7 +489,19 @@ fn print_poll(args: &RunArgs, figures: &PollFigures) {
          At the bound, {bound_rate:.0} replies per second would take {:.2} cores for these two \
          alone, of the machine's {}.\n",
         bound_rate * (poller_us + fleet_us) / 1e6,
-        std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+        cores
+    );
+    // The busy CPU time of every process, spread over all cores, is a
+    // second lower bound; the poll cannot beat the larger of the two.
+    let cpu_bound = figures.slow_poll.machine_busy / u32::try_from(cores).unwrap_or(1);
+    let tighter = bound.max(cpu_bound);
+    println!(
+        "CPU bound of the slow poll: the machine was busy for {} of CPU time, which {cores} \
+         cores need at least {} for. Measured {}, {:.2}x the larger of the two bounds.\n",
+        seconds(figures.slow_poll.machine_busy),
+        seconds(cpu_bound),
+        seconds(figures.slow_poll.wall),
+        figures.slow_poll.wall.as_secs_f64() / tighter.as_secs_f64()
     );
     let fast = &figures.fast_stats;
     println!(
