@@ -494,14 +494,14 @@ fn print_poll(args: &RunArgs, figures: &PollFigures) {
     // The busy CPU time of every process, spread over all cores, is a
     // second lower bound; the poll cannot beat the larger of the two.
     let cpu_bound = figures.slow_poll.machine_busy / u32::try_from(cores).unwrap_or(1);
-    let tighter = bound.max(cpu_bound);
+    let larger_bound = bound.max(cpu_bound);
     println!(
         "CPU bound of the slow poll: the machine was busy for {} of CPU time, which {cores} \
          cores need at least {} for. Measured {}, {:.2}x the larger of the two bounds.\n",
         seconds(figures.slow_poll.machine_busy),
         seconds(cpu_bound),
         seconds(figures.slow_poll.wall),
-        figures.slow_poll.wall.as_secs_f64() / tighter.as_secs_f64()
+        figures.slow_poll.wall.as_secs_f64() / larger_bound.as_secs_f64()
     );
     let fast = &figures.fast_stats;
     println!(

@@ -508,7 +508,8 @@ impl ServerTask<'_> {
         start: Instant,
     ) -> sqlx::Result<PollResult> {
         // Servers wait here rather than in the pool, whose wait is limited
-        // by the connect timeout, so a burst of large writes cannot fail.
+        // by the connect timeout, so a burst of large writes waits its turn
+        // instead of failing.
         let _slot = self
             .write_slots
             .acquire()

@@ -26,7 +26,7 @@ impl PollLocks {
     }
 
     /// Takes the lock of one server. Returns `false` when another poller
-    /// holds it.
+    /// has it.
     pub(crate) async fn try_lock(&self, server_id: Uuid) -> sqlx::Result<bool> {
         let mut connection = self.connection.lock().await;
         polls::try_lock_server(&mut connection, server_id).await

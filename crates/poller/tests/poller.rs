@@ -504,7 +504,7 @@ async fn more_servers_than_pool_connections_poll_at_once(pool: PgPool) {
     let done = CancellationToken::new();
     let watcher_done = done.clone();
     let watcher = tokio::spawn(async move {
-        let mut most = 0;
+        let mut max_held = 0;
         while !watcher_done.is_cancelled() {
             let held: i64 = sqlx::query_scalar(
                 "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted \
@@ -513,10 +513,10 @@ async fn more_servers_than_pool_connections_poll_at_once(pool: PgPool) {
             .fetch_one(&watcher_pool)
             .await
             .unwrap();
-            most = most.max(held);
+            max_held = max_held.max(held);
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        most
+        max_held
     });
 
     let settings = PollSettings {
@@ -532,10 +532,10 @@ async fn more_servers_than_pool_connections_poll_at_once(pool: PgPool) {
     .await
     .unwrap();
     done.cancel();
-    let most_locks_held = watcher.await.unwrap();
+    let max_locks_held = watcher.await.unwrap();
 
     assert_eq!(report.counts.ok, 6, "{:?}", report.servers);
-    assert_eq!(most_locks_held, 6, "all six servers were polled at once");
+    assert_eq!(max_locks_held, 6, "all six servers were polled at once");
     for (id, sim) in ids.iter().zip(&sims) {
         assert_eq!(
             fixture.stored_accounts(*id).await,
