@@ -245,7 +245,7 @@ pub fn parse_ttl(text: &str) -> Result<Duration, String> {
 #[derive(Debug, Clone, Copy)]
 pub struct ReadAccess(pub Scope);
 
-/// Proof that the request may add and delete servers.
+/// Proof that the request may add, change and delete servers.
 #[derive(Debug, Clone, Copy)]
 pub struct AdminAccess;
 

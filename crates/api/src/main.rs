@@ -138,7 +138,7 @@ async fn run_server(args: ServeArgs) -> anyhow::Result<()> {
         (Some(secret), false) => Auth::jwt(secret)?,
         (None, true) => {
             tracing::warn!(
-                "authentication is off (API_NO_AUTH): anyone who can reach the API can read reports and add or delete servers"
+                "authentication is off (API_NO_AUTH): anyone who can reach the API can read reports and add, change or delete servers"
             );
             Auth::Disabled
         }

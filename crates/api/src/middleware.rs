@@ -62,7 +62,7 @@ pub fn build(state: AppState) -> Router {
         router = router.layer(
             CorsLayer::new()
                 .allow_origin(state.settings.cors_origins.clone())
-                .allow_methods([Method::GET, Method::POST, Method::DELETE])
+                .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
                 .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT]),
         );
     }

@@ -23,7 +23,7 @@ pub const BEARER: &str = "bearer";
         description = "Mailbox quota and usage of a fleet of Axigen Mail Servers, as of each \
                        server's last successful poll. Every endpoint except /health, /ready, \
                        /docs and /openapi.json needs a bearer token (JWT, HS256) from \
-                       `api token`: scope `read` for reports, `admin` to add or delete servers. \
+                       `api token`: scope `read` for reports, `admin` to add, change or delete servers. \
                        Sizes are in KB as Axigen reports them; MB fields are KB / 1024 rounded \
                        down. Every path also answers with a trailing slash."
     ),

@@ -108,6 +108,11 @@ async fn read_token_cannot_change_servers(pool: PgPool) {
             r#"{"name": "n", "hostname": "h.example.com", "username": "a", "password": "p"}"#,
         ),
         (
+            Method::PATCH,
+            "/update_server",
+            r#"{"hostname": "mx1.example.net", "password": "new"}"#,
+        ),
+        (
             Method::DELETE,
             "/delete_server",
             r#"{"hostname": "mx1.example.net"}"#,
@@ -132,6 +137,11 @@ async fn read_token_cannot_change_servers(pool: PgPool) {
         );
     }
     assert_eq!(app.table_counts().await, before);
+    let never_updated: bool = sqlx::query_scalar("SELECT updated_at = created_at FROM servers")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert!(never_updated, "the rejected update changed the server");
 }
 
 #[sqlx::test(migrations = "../../migrations")]
@@ -149,6 +159,14 @@ async fn admin_token_allowed_everywhere(pool: PgPool) {
         let reply = app.get_admin(path).await;
         assert_eq!(reply.status, 200, "{method} {path}: {}", reply.text);
     }
+    let updated = app
+        .send_json(
+            Method::PATCH,
+            "/update_server",
+            r#"{"hostname": "h.example.com", "name": "renamed"}"#,
+        )
+        .await;
+    assert_eq!(updated.status, 200, "{}", updated.text);
     let deleted = app
         .send_json(
             Method::DELETE,

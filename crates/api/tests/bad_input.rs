@@ -32,6 +32,30 @@ fn add_body(extra: &str) -> String {
     format!("{{{VALID}, {extra}}}")
 }
 
+/// Checks an error reply: its status, the field it names, a part of its
+/// message, and that a password sent as `...QUIT` is not echoed.
+fn assert_rejected(
+    reply: &common::Reply,
+    label: &str,
+    status: u16,
+    field: Option<&str>,
+    text: &str,
+) {
+    assert_eq!(reply.status, status, "{label}: {}", reply.text);
+    let json = reply.json();
+    assert_eq!(json["success"], false, "{label}");
+    assert_eq!(json["field"].as_str(), field, "{label}: {}", reply.text);
+    let message = json["message"].as_str().unwrap();
+    assert!(
+        message.contains(text),
+        "{label}: message {message:?} lacks {text:?}"
+    );
+    assert!(
+        !message.contains("QUIT"),
+        "{label}: the password is never echoed"
+    );
+}
+
 #[sqlx::test(migrations = "../../migrations")]
 async fn bad_bodies_rejected_and_nothing_stored(pool: PgPool) {
     let app = seeded(pool).await;
@@ -351,19 +375,7 @@ async fn bad_bodies_rejected_and_nothing_stored(pool: PgPool) {
     for (method, path, body, status, field, text) in cases {
         let reply = app.send_json(method.clone(), path, &body).await;
         let label = format!("{method} {path} {:.80}", body);
-        assert_eq!(reply.status, status, "{label}: {}", reply.text);
-        let json = reply.json();
-        assert_eq!(json["success"], false, "{label}");
-        assert_eq!(json["field"].as_str(), field, "{label}: {}", reply.text);
-        let message = json["message"].as_str().unwrap();
-        assert!(
-            message.contains(text),
-            "{label}: message {message:?} lacks {text:?}"
-        );
-        assert!(
-            !message.contains("QUIT"),
-            "{label}: the password is never echoed"
-        );
+        assert_rejected(&reply, &label, status, field, text);
         assert_eq!(
             app.table_counts().await,
             before,
@@ -455,4 +467,92 @@ async fn bad_query_values_rejected(pool: PgPool) {
         assert_eq!(json["field"], field, "{path}: {}", reply.text);
     }
     assert_eq!(app.table_counts().await.2, 1, "accounts still there");
+}
+
+/// Returns every stored column of every server as JSON text, so that a
+/// rejected update is seen to change nothing, password and timestamps
+/// included.
+async fn server_rows(app: &TestApp) -> Vec<String> {
+    sqlx::query_scalar("SELECT row_to_json(s)::text FROM servers s ORDER BY id")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn invalid_update_changes_nothing(pool: PgPool) {
+    let app = seeded(pool).await;
+    let servers_before = server_rows(&app).await;
+    let counts_before = app.table_counts().await;
+    let cases: [(&str, u16, Option<&str>, &str); 11] = [
+        ("{}", 400, Some("hostname"), "missing field"),
+        (
+            r#"{"hostname": "mx1.example.net"}"#,
+            400,
+            None,
+            "nothing to update",
+        ),
+        (
+            r#"{"hostname": "mx1.example.net", "name": null}"#,
+            400,
+            None,
+            "nothing to update",
+        ),
+        (
+            r#"{"hostname": "mx1.example.net", "new_hostname": "mx9.example.net"}"#,
+            400,
+            Some("new_hostname"),
+            "unknown field",
+        ),
+        (
+            r#"{"hostname": "mx1.example.net", "cli_port": 0}"#,
+            400,
+            Some("cli_port"),
+            "invalid cli_port 0: expected 1-65535",
+        ),
+        (
+            r#"{"hostname": "mx1.example.net", "webadmin_port": "9443"}"#,
+            400,
+            Some("webadmin_port"),
+            "invalid type",
+        ),
+        (
+            r#"{"hostname": "mx1.example.net", "name": "  "}"#,
+            400,
+            Some("name"),
+            "invalid name: it is empty",
+        ),
+        (
+            r#"{"hostname": "mx1.example.net", "password": "pw\nQUIT"}"#,
+            400,
+            Some("password"),
+            "line breaks",
+        ),
+        (
+            r#"{"hostname": "mx1.example.net", "tls_verify": "no"}"#,
+            400,
+            Some("tls_verify"),
+            "invalid type",
+        ),
+        (
+            r#"{"hostname": "mx1.example.net/x", "name": "mx1"}"#,
+            400,
+            Some("hostname"),
+            "path",
+        ),
+        (
+            r#"{"hostname": "mx7.example.net", "name": "mx7"}"#,
+            404,
+            Some("hostname"),
+            "server not found",
+        ),
+    ];
+
+    for (body, status, field, text) in cases {
+        let reply = app.send_json(Method::PATCH, "/update_server", body).await;
+        let label = format!("PATCH /update_server {body}");
+        assert_rejected(&reply, &label, status, field, text);
+        assert_eq!(server_rows(&app).await, servers_before, "{label}");
+        assert_eq!(app.table_counts().await, counts_before, "{label}");
+    }
 }

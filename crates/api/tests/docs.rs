@@ -9,7 +9,7 @@ use serde_json::Value;
 use sqlx::PgPool;
 
 /// Every path the application serves, besides Swagger UI's own assets.
-const ROUTES: [&str; 12] = [
+const ROUTES: [&str; 13] = [
     "/accounts",
     "/add_server",
     "/delete_server",
@@ -22,6 +22,7 @@ const ROUTES: [&str; 12] = [
     "/report",
     "/servers",
     "/summary",
+    "/update_server",
 ];
 
 #[sqlx::test(migrations = "../../migrations")]

@@ -739,3 +739,60 @@ async fn ready_fails_without_database(pool: PgPool) {
     assert_eq!(reply.status, 503, "{}", reply.text);
     assert_eq!(reply.json()["message"], "service unavailable");
 }
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn update_server_keeps_snapshot(pool: PgPool) {
+    let app = seeded(pool).await;
+    let counts_before = app.table_counts().await;
+    let reply = app
+        .send_json(
+            Method::PATCH,
+            "/update_server/",
+            r#"{"hostname": "MX1.example.net", "name": "mx1-new", "cli_port": 7001,
+                "password": "rotated secret", "tls_verify": false}"#,
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let body = reply.json();
+    assert_eq!(body["success"], true);
+    assert_eq!(body["message"], "server mx1-new (mx1.example.net) updated");
+    let server = &body["server"];
+    assert_eq!(server["name"], "mx1-new");
+    assert_eq!(server["hostname"], "mx1.example.net");
+    assert_eq!(server["cli_port"], 7001);
+    assert_eq!(server["tls_verify"], false);
+    assert_eq!(server["webadmin_port"], 9000, "fields left out are kept");
+    assert_eq!(server["username"], "admin");
+    assert!(server["accounts"].as_i64().unwrap() > 0, "{server}");
+    assert!(!reply.text.contains("rotated secret"));
+
+    assert_eq!(
+        app.table_counts().await,
+        counts_before,
+        "the snapshot stays"
+    );
+    let account = app.get("/report?account=alice@example.com").await;
+    assert_eq!(account.status, 200, "{}", account.text);
+
+    let (encrypted, updated_later): (String, bool) = sqlx::query_as(
+        "SELECT password_encrypted, updated_at > created_at FROM servers \
+         WHERE hostname = 'mx1.example.net'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        app.vault.decrypt(&encrypted).unwrap().expose(),
+        "rotated secret"
+    );
+    assert!(updated_later);
+
+    let unknown = app
+        .send_json(
+            Method::PATCH,
+            "/update_server",
+            r#"{"hostname": "mx9.example.net", "name": "x"}"#,
+        )
+        .await;
+    assert_eq!(unknown.status, 404, "{}", unknown.text);
+}

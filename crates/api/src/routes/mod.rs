@@ -18,6 +18,7 @@ use crate::openapi::ApiDoc;
 pub fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(servers::add_server))
+        .routes(routes!(servers::update_server))
         .routes(routes!(servers::delete_server))
         .routes(routes!(servers::list_servers))
         .routes(routes!(report::get_report))

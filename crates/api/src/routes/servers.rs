@@ -1,9 +1,9 @@
-//! Registration of Axigen servers: add, delete, list.
+//! Registration of Axigen servers: add, update, delete, list.
 
 use axiquota_core::Secret;
 use axiquota_core::model::NewServer;
 use axiquota_core::store::report::{self, ServerStatus};
-use axiquota_core::store::servers::{self, InsertServerError};
+use axiquota_core::store::servers::{self, InsertServerError, ServerChanges};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -108,9 +108,9 @@ impl AddServerRequest {
     }
 }
 
-/// Response to a successful registration.
+/// Response to a successful registration or change: the server as stored.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct AddServerResponse {
+pub struct ServerResponse {
     /// Always `true`.
     pub success: bool,
     pub message: String,
@@ -126,7 +126,7 @@ pub struct AddServerResponse {
     request_body = AddServerRequest,
     security(("bearer" = [])),
     responses(
-        (status = 201, description = "Server registered", body = AddServerResponse),
+        (status = 201, description = "Server registered", body = ServerResponse),
         (status = 400, description = "Malformed JSON, a missing, unknown or invalid field", body = ErrorBody),
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
         (status = 403, description = "The token lacks the admin scope", body = ErrorBody),
@@ -140,14 +140,14 @@ pub async fn add_server(
     _admin: AdminAccess,
     State(state): State<AppState>,
     JsonBody(request): JsonBody<AddServerRequest>,
-) -> Result<(StatusCode, Json<AddServerResponse>), ApiError> {
+) -> Result<(StatusCode, Json<ServerResponse>), ApiError> {
     let new_server = request.validate()?;
     let server = servers::insert(&state.pool, &state.vault, &new_server)
         .await
         .map_err(|error| match error {
             InsertServerError::Duplicate(hostname) => ApiError::Conflict {
                 message: format!(
-                    "server already registered: a server with hostname {hostname:?} exists (host names ignore letter case); delete it first to change it"
+                    "server already registered: a server with hostname {hostname:?} exists (host names ignore letter case); change it with PATCH /update_server"
                 ),
                 field: Some("hostname".to_owned()),
                 servers: None,
@@ -175,12 +175,153 @@ pub async fn add_server(
     };
     Ok((
         StatusCode::CREATED,
-        Json(AddServerResponse {
+        Json(ServerResponse {
             success: true,
             message,
             server: ServerView::new(status, true),
         }),
     ))
+}
+
+/// Changes to a registered server, found by its host name. Fields left out
+/// (or null) keep their stored value. Unknown fields are rejected.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateServerRequest {
+    /// Host name of the server to change, in any letter case. It cannot be
+    /// changed: delete the server and add it again under the new name.
+    #[schema(example = "mx1.example.net")]
+    pub hostname: String,
+    /// Label shown in reports.
+    pub name: Option<String>,
+    /// Port of the Axigen admin CLI.
+    #[schema(minimum = 1, maximum = 65535)]
+    pub cli_port: Option<i64>,
+    /// Port of WebAdmin, used for the usage feed.
+    #[schema(minimum = 1, maximum = 65535)]
+    pub webadmin_port: Option<i64>,
+    /// Admin user for the CLI and WebAdmin.
+    pub username: Option<String>,
+    /// Admin password; stored encrypted, never returned.
+    #[schema(format = Password)]
+    pub password: Option<String>,
+    /// The CLI listener speaks TLS from the first byte.
+    pub cli_tls: Option<bool>,
+    /// Check TLS certificates; turn off only for self-signed certificates.
+    pub tls_verify: Option<bool>,
+    /// Read usage from the WebAdmin feed before falling back to the CLI.
+    pub webadmin_enabled: Option<bool>,
+    /// Allow the WebAdmin feed over plain HTTP when HTTPS fails.
+    pub webadmin_allow_http: Option<bool>,
+}
+
+impl std::fmt::Debug for UpdateServerRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpdateServerRequest")
+            .field("hostname", &self.hostname)
+            .field("name", &self.name)
+            .field("password", &self.password.as_ref().map(|_| "[redacted]"))
+            .finish_non_exhaustive()
+    }
+}
+
+impl UpdateServerRequest {
+    /// Checks every field given and builds the store's changes.
+    fn validate(self) -> Result<(String, ServerChanges), ApiError> {
+        validate::hostname("hostname", &self.hostname)?;
+        if let Some(name) = &self.name {
+            validate::text("name", name, validate::MAX_TEXT_LEN)?;
+        }
+        let cli_port = self
+            .cli_port
+            .map(|port| validate::port("cli_port", port))
+            .transpose()?;
+        let webadmin_port = self
+            .webadmin_port
+            .map(|port| validate::port("webadmin_port", port))
+            .transpose()?;
+        if let Some(username) = &self.username {
+            validate::text("username", username, validate::MAX_TEXT_LEN)?;
+        }
+        if let Some(password) = &self.password {
+            validate::password(password)?;
+        }
+        let changes = ServerChanges {
+            name: self.name,
+            cli_port,
+            webadmin_port,
+            username: self.username,
+            password: self.password.map(Secret::new),
+            cli_tls: self.cli_tls,
+            tls_verify: self.tls_verify,
+            webadmin_enabled: self.webadmin_enabled,
+            webadmin_allow_http: self.webadmin_allow_http,
+        };
+        if changes.is_empty() {
+            return Err(ApiError::bad_request(
+                None,
+                "nothing to update: give at least one field to change besides hostname, \
+                 such as password or cli_port",
+            ));
+        }
+        Ok((self.hostname, changes))
+    }
+}
+
+/// Changes a registered server's settings or credentials. Its stored
+/// snapshot and poll history stay; the next poller run uses the new
+/// settings.
+#[utoipa::path(
+    patch,
+    path = "/update_server",
+    tag = "servers",
+    request_body = UpdateServerRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Server changed", body = ServerResponse),
+        (status = 400, description = "Malformed JSON, an unknown or invalid field, or nothing to change", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 403, description = "The token lacks the admin scope", body = ErrorBody),
+        (status = 404, description = "No server has this host name", body = ErrorBody),
+        (status = 413, description = "Body larger than 16 KiB", body = ErrorBody),
+        (status = 415, description = "Body is not application/json", body = ErrorBody),
+        (status = 500, description = "Internal error; the cause is logged", body = ErrorBody),
+    )
+)]
+pub async fn update_server(
+    _admin: AdminAccess,
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<UpdateServerRequest>,
+) -> Result<Json<ServerResponse>, ApiError> {
+    let (hostname, changes) = request.validate()?;
+    let not_found = || {
+        ApiError::not_found(
+            "hostname",
+            format!(
+                "server not found: no server has hostname {hostname:?}; list servers with GET /servers"
+            ),
+        )
+    };
+    let Some(server) =
+        servers::update_by_hostname(&state.pool, &state.vault, &hostname, &changes).await?
+    else {
+        return Err(not_found());
+    };
+    tracing::info!(
+        server = %server.hostname,
+        id = %server.id,
+        password_changed = changes.password.is_some(),
+        "server updated"
+    );
+    // A delete between the two statements leaves nothing to show.
+    let Some(status) = report::server_status(&state.pool, server.id).await? else {
+        return Err(not_found());
+    };
+    Ok(Json(ServerResponse {
+        success: true,
+        message: format!("server {} ({}) updated", server.name, server.hostname),
+        server: ServerView::new(status, true),
+    }))
 }
 
 /// The server to delete. Unknown fields are rejected.

@@ -532,14 +532,10 @@ pub struct ServerStatus {
     pub used_kb: i64,
 }
 
-/// Lists every server with its latest poll outcome and snapshot sizes,
-/// ordered by name and then host name. One statement.
-///
-/// # Errors
-///
-/// Database errors.
-pub async fn list_server_status(pool: &PgPool) -> sqlx::Result<Vec<ServerStatus>> {
-    sqlx::query_as::<_, ServerStatus>(
+/// The query of [`ServerStatus`] rows without its filter and order, as a
+/// literal so that queries stay `&'static str`.
+macro_rules! server_status_select {
+    () => {
         "SELECT s.id, s.name, s.hostname, s.cli_port, s.webadmin_port, s.username, s.cli_tls, \
          s.tls_verify, s.webadmin_enabled, s.webadmin_allow_http, s.created_at, s.updated_at, \
          last.started_at AS last_poll_at, last.status AS last_poll_status, \
@@ -560,11 +556,38 @@ pub async fn list_server_status(pool: &PgPool) -> sqlx::Result<Vec<ServerStatus>
              FROM domains d WHERE d.server_id = s.id) snap ON true \
          LEFT JOIN LATERAL (SELECT count(*) AS accounts, \
              coalesce(sum(a.used_kb), 0)::bigint AS used_kb \
-             FROM accounts a WHERE a.server_id = s.id) acc ON true \
-         ORDER BY s.name, lower(s.hostname)",
-    )
-    .fetch_all(pool)
-    .await
+             FROM accounts a WHERE a.server_id = s.id) acc ON true"
+    };
+}
+
+/// Lists every server with its latest poll outcome and snapshot sizes,
+/// ordered by name and then host name. One statement.
+///
+/// # Errors
+///
+/// Database errors.
+pub async fn list_server_status(pool: &PgPool) -> sqlx::Result<Vec<ServerStatus>> {
+    let query = concat!(
+        server_status_select!(),
+        " ORDER BY s.name, lower(s.hostname)"
+    );
+    sqlx::query_as::<_, ServerStatus>(query)
+        .fetch_all(pool)
+        .await
+}
+
+/// Returns one server with its latest poll outcome and snapshot sizes, or
+/// `None` when no server has this id.
+///
+/// # Errors
+///
+/// Database errors.
+pub async fn server_status(pool: &PgPool, server_id: Uuid) -> sqlx::Result<Option<ServerStatus>> {
+    let query = concat!(server_status_select!(), " WHERE s.id = $1");
+    sqlx::query_as::<_, ServerStatus>(query)
+        .bind(server_id)
+        .fetch_optional(pool)
+        .await
 }
 
 /// Checks that the database responds to a trivial statement.

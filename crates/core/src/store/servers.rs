@@ -1,4 +1,5 @@
-//! The `servers` table: registration, removal, listing and key rotation.
+//! The `servers` table: registration, changes, removal, listing and key
+//! rotation.
 
 use std::fmt;
 
@@ -6,6 +7,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::model::{NewServer, Server};
+use crate::secret::Secret;
 use crate::vault::Vault;
 
 /// The columns of [`Server`], as a literal so that queries stay `&'static str`.
@@ -62,6 +64,78 @@ pub async fn insert(
                 InsertServerError::Database(error)
             }
         })
+}
+
+/// Changes to a registered server. `None` keeps the stored value.
+#[derive(Debug, Default)]
+pub struct ServerChanges {
+    pub name: Option<String>,
+    pub cli_port: Option<u16>,
+    pub webadmin_port: Option<u16>,
+    pub username: Option<String>,
+    /// Encrypted with the vault's first key before it is stored.
+    pub password: Option<Secret>,
+    pub cli_tls: Option<bool>,
+    pub tls_verify: Option<bool>,
+    pub webadmin_enabled: Option<bool>,
+    pub webadmin_allow_http: Option<bool>,
+}
+
+impl ServerChanges {
+    /// Returns whether no field would change.
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none()
+            && self.cli_port.is_none()
+            && self.webadmin_port.is_none()
+            && self.username.is_none()
+            && self.password.is_none()
+            && self.cli_tls.is_none()
+            && self.tls_verify.is_none()
+            && self.webadmin_enabled.is_none()
+            && self.webadmin_allow_http.is_none()
+    }
+}
+
+/// Applies `changes` to the server with this host name in any letter case,
+/// keeping its snapshot and poll history. Returns the changed server, or
+/// `None` when no server has that host name.
+///
+/// # Errors
+///
+/// Database errors.
+pub async fn update_by_hostname(
+    pool: &PgPool,
+    vault: &Vault,
+    hostname: &str,
+    changes: &ServerChanges,
+) -> sqlx::Result<Option<Server>> {
+    let password_encrypted = changes
+        .password
+        .as_ref()
+        .map(|password| vault.encrypt(password));
+    let query = concat!(
+        "UPDATE servers SET name = coalesce($2, name), cli_port = coalesce($3, cli_port), \
+         webadmin_port = coalesce($4, webadmin_port), username = coalesce($5, username), \
+         password_encrypted = coalesce($6, password_encrypted), \
+         cli_tls = coalesce($7, cli_tls), tls_verify = coalesce($8, tls_verify), \
+         webadmin_enabled = coalesce($9, webadmin_enabled), \
+         webadmin_allow_http = coalesce($10, webadmin_allow_http), updated_at = now() \
+         WHERE lower(hostname) = lower($1) RETURNING ",
+        server_columns!()
+    );
+    sqlx::query_as::<_, Server>(query)
+        .bind(hostname)
+        .bind(changes.name.as_deref())
+        .bind(changes.cli_port.map(i32::from))
+        .bind(changes.webadmin_port.map(i32::from))
+        .bind(changes.username.as_deref())
+        .bind(password_encrypted)
+        .bind(changes.cli_tls)
+        .bind(changes.tls_verify)
+        .bind(changes.webadmin_enabled)
+        .bind(changes.webadmin_allow_http)
+        .fetch_optional(pool)
+        .await
 }
 
 /// Deletes a server, matched by host name in any letter case, together with
