@@ -12,6 +12,8 @@ const MAX_LABEL_LEN: usize = 63;
 /// password, in bytes.
 pub const MAX_TEXT_LEN: usize = 255;
 pub const MAX_PASSWORD_LEN: usize = 1024;
+/// Maximum number of certificate fingerprints per server, as the schema allows.
+pub const MAX_FINGERPRINTS: usize = 8;
 
 /// Checks that `value` is a host name (RFC 1123 labels) or an IP address,
 /// with no scheme, port, path, spaces or control characters.
@@ -154,6 +156,52 @@ pub fn password(value: &str) -> Result<(), ApiError> {
         ));
     }
     Ok(())
+}
+
+/// Checks TLS certificate fingerprints and returns them as lower-case hex,
+/// 64 digits each, without repeats. Each may be written in any case and
+/// with colons between the bytes, with or without the `sha256
+/// Fingerprint=` prefix, as `openssl x509 -noout -fingerprint -sha256`
+/// prints it.
+///
+/// # Errors
+///
+/// [`ApiError::BadRequest`] naming `tls_fingerprints`.
+pub fn fingerprints(values: &[String]) -> Result<Vec<String>, ApiError> {
+    const FIELD: &str = "tls_fingerprints";
+    if values.len() > MAX_FINGERPRINTS {
+        return Err(ApiError::bad_request(
+            FIELD,
+            format!(
+                "invalid tls_fingerprints: {} given, expected at most {MAX_FINGERPRINTS}",
+                values.len()
+            ),
+        ));
+    }
+    let mut normalized: Vec<String> = Vec::with_capacity(values.len());
+    for value in values {
+        let digits = value
+            .rsplit_once('=')
+            .map_or(value.as_str(), |(_, digits)| digits)
+            .trim()
+            .replace(':', "")
+            .to_ascii_lowercase();
+        if digits.len() != 64 || !digits.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+            let shown: String = value.chars().take(100).collect();
+            return Err(ApiError::bad_request(
+                FIELD,
+                format!(
+                    "invalid tls_fingerprints entry {shown:?}: expected a SHA-256 fingerprint of \
+                     64 hex digits, with or without colons, as `openssl x509 -noout \
+                     -fingerprint -sha256` prints it"
+                ),
+            ));
+        }
+        if !normalized.contains(&digits) {
+            normalized.push(digits);
+        }
+    }
+    Ok(normalized)
 }
 
 #[cfg(test)]

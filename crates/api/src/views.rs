@@ -347,6 +347,8 @@ pub struct ServerView {
     pub username: Option<String>,
     pub cli_tls: bool,
     pub tls_verify: bool,
+    /// SHA-256 fingerprints (lower-case hex) of the certificates accepted.
+    pub tls_fingerprints: Vec<String>,
     pub webadmin_enabled: bool,
     pub webadmin_allow_http: bool,
     pub created_at: DateTime<Utc>,
@@ -390,6 +392,7 @@ impl ServerView {
             username: show_username.then_some(server.username),
             cli_tls: server.cli_tls,
             tls_verify: server.tls_verify,
+            tls_fingerprints: server.tls_fingerprints,
             webadmin_enabled: server.webadmin_enabled,
             webadmin_allow_http: server.webadmin_allow_http,
             created_at: server.created_at,

@@ -191,6 +191,25 @@ async fn bad_bodies_rejected_and_nothing_stored(pool: PgPool) {
         (
             Method::POST,
             "/add_server",
+            add_body(r#""hostname": "h.example.com", "tls_fingerprints": ["not hex"]"#),
+            400,
+            Some("tls_fingerprints"),
+            "expected a SHA-256 fingerprint of 64 hex digits",
+        ),
+        (
+            Method::POST,
+            "/add_server",
+            add_body(&format!(
+                r#""hostname": "h.example.com", "tls_fingerprints": [{}]"#,
+                vec![format!("\"{}\"", "a".repeat(64)); 9].join(", ")
+            )),
+            400,
+            Some("tls_fingerprints"),
+            "9 given, expected at most 8",
+        ),
+        (
+            Method::POST,
+            "/add_server",
             add_body(r#""hostname": """#),
             400,
             Some("hostname"),
@@ -484,7 +503,7 @@ async fn invalid_update_changes_nothing(pool: PgPool) {
     let app = seeded(pool).await;
     let servers_before = server_rows(&app).await;
     let counts_before = app.table_counts().await;
-    let cases: [(&str, u16, Option<&str>, &str); 11] = [
+    let cases: [(&str, u16, Option<&str>, &str); 12] = [
         ("{}", 400, Some("hostname"), "missing field"),
         (
             r#"{"hostname": "mx1.example.net"}"#,
@@ -533,6 +552,12 @@ async fn invalid_update_changes_nothing(pool: PgPool) {
             400,
             Some("tls_verify"),
             "invalid type",
+        ),
+        (
+            r#"{"hostname": "mx1.example.net", "tls_fingerprints": ["12:34:56"]}"#,
+            400,
+            Some("tls_fingerprints"),
+            "invalid tls_fingerprints entry \"12:34:56\": expected a SHA-256 fingerprint",
         ),
         (
             r#"{"hostname": "mx1.example.net/x", "name": "mx1"}"#,

@@ -286,6 +286,7 @@ async fn add_server_created_with_defaults(pool: PgPool) {
     assert_eq!(server["tls_verify"], true);
     assert_eq!(server["webadmin_enabled"], true);
     assert_eq!(server["webadmin_allow_http"], false);
+    assert_eq!(server["tls_fingerprints"], json!([]));
     assert_eq!(server["last_poll"], Value::Null);
     assert!(
         !reply.text.contains("s3cret"),
@@ -320,12 +321,25 @@ async fn add_server_accepts_every_option(pool: PgPool) {
             r#"{"name": "Main", "hostname": "192.0.2.10", "cli_port": 7001,
                 "webadmin_port": 9443, "username": "admin", "password": "pw",
                 "cli_tls": true, "tls_verify": false, "webadmin_enabled": false,
-                "webadmin_allow_http": true}"#,
+                "webadmin_allow_http": true,
+                "tls_fingerprints": [
+                  "sha256 Fingerprint=3F:0A:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:9C",
+                  "3f0a112233445566778899aabbccddeeff00112233445566778899aabbccdd9c",
+                  "  ab0a112233445566778899aabbccddeeff00112233445566778899aabbccdd9c "
+                ]}"#,
         )
         .await;
     assert_eq!(reply.status, 201, "{}", reply.text);
     let server = &reply.json()["server"];
     assert_eq!(server["hostname"], "192.0.2.10");
+    assert_eq!(
+        server["tls_fingerprints"],
+        json!([
+            "3f0a112233445566778899aabbccddeeff00112233445566778899aabbccdd9c",
+            "ab0a112233445566778899aabbccddeeff00112233445566778899aabbccdd9c"
+        ]),
+        "normalized, without repeats"
+    );
     assert_eq!(server["cli_port"], 7001);
     assert_eq!(server["webadmin_port"], 9443);
     assert_eq!(server["cli_tls"], true);
@@ -786,6 +800,34 @@ async fn update_server_keeps_snapshot(pool: PgPool) {
         "rotated secret"
     );
     assert!(updated_later);
+
+    let pinned = app
+        .send_json(
+            Method::PATCH,
+            "/update_server",
+            r#"{"hostname": "mx1.example.net",
+                "tls_fingerprints": ["AB0A112233445566778899AABBCCDDEEFF00112233445566778899AABBCCDD9C"]}"#,
+        )
+        .await;
+    assert_eq!(pinned.status, 200, "{}", pinned.text);
+    assert_eq!(
+        pinned.json()["server"]["tls_fingerprints"],
+        json!(["ab0a112233445566778899aabbccddeeff00112233445566778899aabbccdd9c"])
+    );
+    assert_eq!(
+        pinned.json()["server"]["name"],
+        "mx1-new",
+        "other fields kept"
+    );
+    let cleared = app
+        .send_json(
+            Method::PATCH,
+            "/update_server",
+            r#"{"hostname": "mx1.example.net", "tls_fingerprints": []}"#,
+        )
+        .await;
+    assert_eq!(cleared.status, 200, "{}", cleared.text);
+    assert_eq!(cleared.json()["server"]["tls_fingerprints"], json!([]));
 
     let unknown = app
         .send_json(

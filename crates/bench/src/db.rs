@@ -116,6 +116,7 @@ pub async fn register_fleet(
             cli_tls: false,
             // The fake servers' certificates are self-signed.
             tls_verify: false,
+            tls_fingerprints: Vec::new(),
             webadmin_enabled: true,
             webadmin_allow_http: false,
         };

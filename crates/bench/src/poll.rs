@@ -108,6 +108,7 @@ pub async fn split_poll(
                 password: vault.decrypt(&row.password_encrypted)?,
                 cli_tls: server.cli_tls,
                 tls_verify: server.tls_verify,
+                tls_fingerprints: server.tls_fingerprints.clone(),
                 webadmin_enabled: server.webadmin_enabled,
                 webadmin_allow_http: server.webadmin_allow_http,
             },

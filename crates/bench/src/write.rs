@@ -77,6 +77,7 @@ pub async fn measure(
             password: Secret::new("unused"),
             cli_tls: false,
             tls_verify: true,
+            tls_fingerprints: Vec::new(),
             webadmin_enabled: true,
             webadmin_allow_http: false,
         },

@@ -56,6 +56,10 @@ pub struct ServerEndpoint {
     pub cli_tls: bool,
     /// Check TLS certificates (CLI over TLS and WebAdmin over HTTPS).
     pub tls_verify: bool,
+    /// SHA-256 fingerprints (lower-case hex) of the certificates to accept.
+    /// When any is set, a certificate is accepted only if its fingerprint
+    /// is one of them, and `tls_verify` has no effect.
+    pub tls_fingerprints: Vec<String>,
     /// Read usage from the WebAdmin feed before falling back to the CLI.
     pub webadmin_enabled: bool,
     /// Allow the WebAdmin feed over plain HTTP when HTTPS fails. The
@@ -143,6 +147,7 @@ pub struct Server {
     pub username: String,
     pub cli_tls: bool,
     pub tls_verify: bool,
+    pub tls_fingerprints: Vec<String>,
     pub webadmin_enabled: bool,
     pub webadmin_allow_http: bool,
     pub created_at: DateTime<Utc>,
@@ -161,6 +166,8 @@ pub struct NewServer {
     pub password: Secret,
     pub cli_tls: bool,
     pub tls_verify: bool,
+    /// SHA-256 fingerprints as lower-case hex, 64 digits each.
+    pub tls_fingerprints: Vec<String>,
     pub webadmin_enabled: bool,
     pub webadmin_allow_http: bool,
 }

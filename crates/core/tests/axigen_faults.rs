@@ -10,6 +10,7 @@ use axigen_sim::{Behavior, MidReplyTrigger, ServerData, Stall, WebAdminBehavior,
 use axiquota_core::Secret;
 use axiquota_core::axigen::cli::{CliClient, CliError, ConnectOptions};
 use axiquota_core::axigen::collector::{CollectOptions, collect};
+use axiquota_core::axigen::tls::fingerprint;
 use axiquota_core::model::{SkippedItem, UsageSource};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -413,6 +414,73 @@ async fn feed_certificate_checked() {
     // A rejected certificate never leads to plain HTTP, even when allowed,
     // so every usage figure comes from the CLI.
     assert_eq!(comparable(&snapshot), expected_cli(&data));
+}
+
+#[tokio::test]
+async fn pinned_certificate_accepted_over_cli_and_feed() {
+    let data = sample_data(16);
+    let server = start_with(data.clone(), Behavior::default(), true, WebAdminMode::Https).await;
+    let mut endpoint = feed_endpoint(&server, false);
+    // The pin decides, so certificate checking may stay on for a
+    // self-signed certificate.
+    endpoint.tls_verify = true;
+    endpoint.tls_fingerprints = vec!["0".repeat(64), fingerprint(server.certificate_der())];
+
+    let snapshot = collect(&endpoint, &quick_options()).await.unwrap();
+    assert_eq!(snapshot.webadmin_error, None);
+    assert_eq!(
+        snapshot.account_count(),
+        data.domains.iter().map(|d| d.accounts.len()).sum::<usize>()
+    );
+    assert!(
+        snapshot
+            .domains
+            .iter()
+            .flat_map(|domain| &domain.accounts)
+            .all(|account| account.usage_source == UsageSource::Webadmin)
+    );
+    assert!(server.stats().logins_succeeded >= 1);
+}
+
+#[tokio::test]
+async fn other_certificate_rejected_by_pin() {
+    let data = sample_data(17);
+    let server = start_with(data.clone(), Behavior::default(), true, WebAdminMode::Https).await;
+    let other = start_with(
+        sample_data(18),
+        Behavior::default(),
+        true,
+        WebAdminMode::Http,
+    )
+    .await;
+    let presented = fingerprint(server.certificate_der());
+    let mut endpoint = feed_endpoint(&server, true);
+    endpoint.tls_fingerprints = vec![fingerprint(other.certificate_der())];
+
+    let error = collect(&endpoint, &quick_options()).await.unwrap_err();
+    let CliError::Tls { detail, .. } = &error.source else {
+        panic!("expected a TLS error, got {error:?}");
+    };
+    assert!(detail.contains(&presented), "{detail}");
+    assert!(detail.contains("set its new fingerprint"), "{detail}");
+    assert_eq!(server.stats().logins_succeeded, 0);
+
+    // Over a plain CLI, the feed meets the same pin and the usage comes
+    // from the CLI.
+    let plain = start_with(data.clone(), Behavior::default(), false, WebAdminMode::Both).await;
+    let mut endpoint = feed_endpoint(&plain, false);
+    endpoint.tls_fingerprints = vec![fingerprint(other.certificate_der())];
+    let snapshot = collect(&endpoint, &quick_options()).await.unwrap();
+    let feed_error = snapshot
+        .webadmin_error
+        .clone()
+        .expect("the feed is rejected");
+    assert!(
+        feed_error.contains(&fingerprint(plain.certificate_der())),
+        "{feed_error}"
+    );
+    assert_eq!(comparable(&snapshot), expected_cli(&data));
+    assert_eq!(plain.stats().webadmin_requests, 0);
 }
 
 /// Runs one feed fault: the collection must succeed with CLI usage and

@@ -84,6 +84,7 @@ fn endpoint(port: u16) -> ServerEndpoint {
         password: Secret::new("s3cret-pw"),
         cli_tls: false,
         tls_verify: true,
+        tls_fingerprints: Vec::new(),
         webadmin_enabled: false,
         webadmin_allow_http: false,
     }

@@ -103,6 +103,7 @@ async fn collect_100k_accounts_memory() {
         password: Secret::new("secret"),
         cli_tls: false,
         tls_verify: false,
+        tls_fingerprints: Vec::new(),
         webadmin_enabled: false,
         webadmin_allow_http: false,
     };

@@ -34,6 +34,7 @@ async fn copy_round_trips_awkward_names(pool: PgPool) {
             password: Secret::new("secret"),
             cli_tls: false,
             tls_verify: true,
+            tls_fingerprints: Vec::new(),
             webadmin_enabled: true,
             webadmin_allow_http: false,
         },

@@ -23,6 +23,7 @@ fn new_server(hostname: &str) -> NewServer {
         password: Secret::new("secret"),
         cli_tls: false,
         tls_verify: true,
+        tls_fingerprints: Vec::new(),
         webadmin_enabled: true,
         webadmin_allow_http: false,
     }

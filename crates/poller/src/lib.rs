@@ -571,6 +571,7 @@ fn endpoint_of(row: &ServerWithPassword, password: Secret) -> ServerEndpoint {
         password,
         cli_tls: server.cli_tls,
         tls_verify: server.tls_verify,
+        tls_fingerprints: server.tls_fingerprints.clone(),
         webadmin_enabled: server.webadmin_enabled,
         webadmin_allow_http: server.webadmin_allow_http,
     }

@@ -48,6 +48,7 @@ impl Fixture {
             password: Secret::new(password),
             cli_tls: false,
             tls_verify: true,
+            tls_fingerprints: Vec::new(),
             webadmin_enabled: false,
             webadmin_allow_http: false,
         };
@@ -542,6 +543,56 @@ async fn more_servers_than_pool_connections_poll_at_once(pool: PgPool) {
             expected_accounts(&sim.data())
         );
     }
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn pinned_certificate_polled_over_tls(pool: PgPool) {
+    let fixture = Fixture::new(pool);
+    let served = data(80, 2, 4);
+    let address = SocketAddr::from((Ipv4Addr::new(127, 0, 0, 81), 0));
+    let sim = SimServer::start_on(
+        address,
+        address,
+        served.clone(),
+        SimOptions {
+            cli_tls: true,
+            ..SimOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let pin = axiquota_core::axigen::tls::fingerprint(sim.certificate_der());
+    let server = NewServer {
+        name: "pinned".to_owned(),
+        hostname: "127.0.0.81".to_owned(),
+        cli_port: sim.cli_addr().port(),
+        webadmin_port: sim.webadmin_addr().port(),
+        username: "admin".to_owned(),
+        password: Secret::new("secret"),
+        cli_tls: true,
+        tls_verify: true,
+        tls_fingerprints: vec![pin],
+        webadmin_enabled: false,
+        webadmin_allow_http: false,
+    };
+    let id = servers::insert(&fixture.pool, &fixture.vault, &server)
+        .await
+        .unwrap()
+        .id;
+
+    let report = poll_once(
+        &fixture.pool,
+        &fixture.vault,
+        &settings(),
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.counts.ok, 1, "{:?}", report.servers);
+    assert_eq!(
+        fixture.stored_accounts(id).await,
+        expected_accounts(&served)
+    );
 }
 
 #[sqlx::test(migrations = "../../migrations")]

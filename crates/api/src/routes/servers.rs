@@ -58,10 +58,17 @@ pub struct AddServerRequest {
     #[serde(default)]
     #[schema(default = false)]
     pub cli_tls: bool,
-    /// Check TLS certificates; turn off only for self-signed certificates.
+    /// Check TLS certificates against the system's trusted CAs; turn off
+    /// only for self-signed certificates, or set `tls_fingerprints`.
     #[serde(default = "enabled")]
     #[schema(default = true)]
     pub tls_verify: bool,
+    /// SHA-256 fingerprints of the certificates to accept (at most 8), as
+    /// `openssl x509 -noout -fingerprint -sha256` prints them. When set,
+    /// only these certificates are accepted and `tls_verify` has no effect.
+    #[serde(default)]
+    #[schema(example = json!(["3f:0a:...:9c"]))]
+    pub tls_fingerprints: Vec<String>,
     /// Read usage from the WebAdmin feed (one request per server) before
     /// falling back to the CLI.
     #[serde(default = "enabled")]
@@ -93,6 +100,7 @@ impl AddServerRequest {
         let webadmin_port = validate::port("webadmin_port", self.webadmin_port)?;
         validate::text("username", &self.username, validate::MAX_TEXT_LEN)?;
         validate::password(&self.password)?;
+        let tls_fingerprints = validate::fingerprints(&self.tls_fingerprints)?;
         Ok(NewServer {
             name: self.name,
             hostname: self.hostname,
@@ -102,6 +110,7 @@ impl AddServerRequest {
             password: Secret::new(self.password),
             cli_tls: self.cli_tls,
             tls_verify: self.tls_verify,
+            tls_fingerprints,
             webadmin_enabled: self.webadmin_enabled,
             webadmin_allow_http: self.webadmin_allow_http,
         })
@@ -207,8 +216,11 @@ pub struct UpdateServerRequest {
     pub password: Option<String>,
     /// The CLI listener speaks TLS from the first byte.
     pub cli_tls: Option<bool>,
-    /// Check TLS certificates; turn off only for self-signed certificates.
+    /// Check TLS certificates against the system's trusted CAs.
     pub tls_verify: Option<bool>,
+    /// SHA-256 fingerprints of the certificates to accept; an empty list
+    /// removes them.
+    pub tls_fingerprints: Option<Vec<String>>,
     /// Read usage from the WebAdmin feed before falling back to the CLI.
     pub webadmin_enabled: Option<bool>,
     /// Allow the WebAdmin feed over plain HTTP when HTTPS fails.
@@ -246,6 +258,11 @@ impl UpdateServerRequest {
         if let Some(password) = &self.password {
             validate::password(password)?;
         }
+        let tls_fingerprints = self
+            .tls_fingerprints
+            .as_deref()
+            .map(validate::fingerprints)
+            .transpose()?;
         let changes = ServerChanges {
             name: self.name,
             cli_port,
@@ -254,6 +271,7 @@ impl UpdateServerRequest {
             password: self.password.map(Secret::new),
             cli_tls: self.cli_tls,
             tls_verify: self.tls_verify,
+            tls_fingerprints,
             webadmin_enabled: self.webadmin_enabled,
             webadmin_allow_http: self.webadmin_allow_http,
         };

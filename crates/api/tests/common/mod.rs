@@ -161,6 +161,7 @@ impl TestApp {
             password: Secret::new("server-password"),
             cli_tls: false,
             tls_verify: true,
+            tls_fingerprints: Vec::new(),
             webadmin_enabled: true,
             webadmin_allow_http: false,
         };

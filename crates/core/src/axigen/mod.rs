@@ -3,5 +3,5 @@
 
 pub mod cli;
 pub mod collector;
-mod tls;
+pub mod tls;
 pub mod webadmin;

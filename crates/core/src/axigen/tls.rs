@@ -1,9 +1,13 @@
 //! TLS client configuration shared by the CLI client and the WebAdmin client.
 //!
-//! Both use rustls with the ring provider. With certificate checking on, the
-//! platform's trust store decides (on Linux, the system CA bundle). With it
-//! off, any certificate is accepted, but the handshake signatures are still
-//! checked, so the peer must hold the key of the certificate it presents.
+//! Both use rustls with the ring provider. A server with certificate
+//! fingerprints set accepts only a certificate whose SHA-256 fingerprint is
+//! one of them, which suits the self-signed certificates that Axigen
+//! servers often present. Otherwise, with certificate checking on, the
+//! platform's trust store decides (on Linux, the system CA bundle), and with
+//! it off, any certificate is accepted. In every case the handshake
+//! signatures are checked, so the peer must hold the key of the certificate
+//! it presents.
 
 use std::sync::Arc;
 
@@ -12,25 +16,32 @@ use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signat
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 
-/// Builds a client configuration that checks certificates against the
-/// platform's trust store when `verify` is true and accepts any certificate
-/// otherwise.
+use crate::model::ServerEndpoint;
+
+/// Builds the client configuration for one server's TLS connections: pinned
+/// fingerprints when the endpoint has any, else the platform's trust store
+/// when `tls_verify` is on, else any certificate.
 ///
 /// # Errors
 ///
 /// Fails when the platform trust store cannot be loaded.
-pub(crate) fn client_config(verify: bool) -> Result<ClientConfig, rustls::Error> {
-    // NOTE: verification uses the platform's trust store only. A server whose
-    // certificate comes from a private CA needs `tls_verify` off, because no
-    // per-server CA certificate can be configured yet.
+pub(crate) fn client_config(endpoint: &ServerEndpoint) -> Result<ClientConfig, rustls::Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()?;
 
-    let verifier: Arc<dyn ServerCertVerifier> = if verify {
+    let verifier: Arc<dyn ServerCertVerifier> = if !endpoint.tls_fingerprints.is_empty() {
+        Arc::new(CertificateCheck {
+            provider,
+            fingerprints: Some(endpoint.tls_fingerprints.clone()),
+        })
+    } else if endpoint.tls_verify {
         Arc::new(rustls_platform_verifier::Verifier::new(provider)?)
     } else {
-        Arc::new(AcceptAnyCertificate { provider })
+        Arc::new(CertificateCheck {
+            provider,
+            fingerprints: None,
+        })
     };
 
     Ok(builder
@@ -39,23 +50,74 @@ pub(crate) fn client_config(verify: bool) -> Result<ClientConfig, rustls::Error>
         .with_no_client_auth())
 }
 
-/// A verifier for servers whose certificate checking is turned off, typically
-/// those with self-signed certificates.
-#[derive(Debug)]
-struct AcceptAnyCertificate {
-    provider: Arc<CryptoProvider>,
+/// Returns the SHA-256 fingerprint of a DER certificate as lower-case hex.
+pub fn fingerprint(certificate_der: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, certificate_der);
+    digest
+        .as_ref()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }
 
-impl ServerCertVerifier for AcceptAnyCertificate {
+/// Describes a rejected certificate: a fingerprint mismatch in its own
+/// words, any other reason as rustls names it.
+pub(crate) fn describe_certificate_error(reason: &rustls::CertificateError) -> String {
+    if let rustls::CertificateError::Other(other) = reason
+        && let Some(mismatch) = other.0.downcast_ref::<FingerprintMismatch>()
+    {
+        return mismatch.to_string();
+    }
+    format!("{reason:?}")
+}
+
+/// Describes a failed TLS handshake from the I/O error that carries it.
+pub(crate) fn describe_handshake_error(error: &std::io::Error) -> String {
+    let rejected = error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    match rejected {
+        Some(rustls::Error::InvalidCertificate(reason)) => {
+            format!(
+                "invalid certificate: {}",
+                describe_certificate_error(reason)
+            )
+        }
+        _ => error.to_string(),
+    }
+}
+
+/// A verifier that skips the trust store: it accepts a certificate whose
+/// fingerprint is pinned, or any certificate when none is pinned (checking
+/// turned off).
+#[derive(Debug)]
+struct CertificateCheck {
+    provider: Arc<CryptoProvider>,
+    fingerprints: Option<Vec<String>>,
+}
+
+impl ServerCertVerifier for CertificateCheck {
     fn verify_server_cert(
         &self,
-        _end_entity: &CertificateDer<'_>,
+        end_entity: &CertificateDer<'_>,
         _intermediates: &[CertificateDer<'_>],
         _server_name: &ServerName<'_>,
         _ocsp_response: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
+        let Some(fingerprints) = &self.fingerprints else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        let presented = fingerprint(end_entity);
+        if fingerprints.contains(&presented) {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::Other(rustls::OtherError(Arc::new(
+                    FingerprintMismatch { presented },
+                ))),
+            ))
+        }
     }
 
     fn verify_tls12_signature(
@@ -91,4 +153,14 @@ impl ServerCertVerifier for AcceptAnyCertificate {
             .signature_verification_algorithms
             .supported_schemes()
     }
+}
+
+/// The certificate presented is not one of the pinned ones.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the certificate's SHA-256 fingerprint {presented} is not one of the fingerprints set for \
+     this server; if the certificate was replaced, set its new fingerprint"
+)]
+struct FingerprintMismatch {
+    presented: String,
 }

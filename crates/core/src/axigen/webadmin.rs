@@ -78,8 +78,8 @@ pub enum FeedError {
     #[error("connecting to the WebAdmin usage feed {url} failed: {detail}")]
     Connect { url: String, detail: String },
     #[error(
-        "TLS with the WebAdmin usage feed {url} failed: {detail}; turn certificate checking off \
-         for a self-signed certificate"
+        "TLS with the WebAdmin usage feed {url} failed: {detail}; for a self-signed \
+         certificate set its fingerprint (tls_fingerprints) or turn certificate checking off"
     )]
     Tls { url: String, detail: String },
 }
@@ -222,7 +222,7 @@ impl ProbeFailure {
 /// Connects and completes a TLS handshake with the same certificate checks
 /// as the feed request, then closes the connection.
 async fn probe_tls(endpoint: &ServerEndpoint, options: &FeedOptions) -> Result<(), ProbeFailure> {
-    let config = tls::client_config(endpoint.tls_verify).map_err(|error| {
+    let config = tls::client_config(endpoint).map_err(|error| {
         ProbeFailure::Certificate(format!("loading the TLS configuration failed: {error}"))
     })?;
     let server_name = ServerName::try_from(endpoint.hostname.clone()).map_err(|_| {
@@ -238,7 +238,10 @@ async fn probe_tls(endpoint: &ServerEndpoint, options: &FeedOptions) -> Result<(
             .await
             .map_err(|error| match find_rustls_error(&error) {
                 Some(rustls::Error::InvalidCertificate(reason)) => {
-                    ProbeFailure::Certificate(format!("{CERTIFICATE_PREFIX}: {reason:?}"))
+                    ProbeFailure::Certificate(format!(
+                        "{CERTIFICATE_PREFIX}: {}",
+                        tls::describe_certificate_error(reason)
+                    ))
                 }
                 Some(other) => ProbeFailure::NotTls(other.to_string()),
                 None => ProbeFailure::NotTls(error.to_string()),
@@ -281,7 +284,7 @@ async fn fetch_from(
     endpoint: &ServerEndpoint,
     options: &FeedOptions,
 ) -> Result<UsageFeed, FeedError> {
-    let tls_config = tls::client_config(endpoint.tls_verify).map_err(|error| FeedError::Tls {
+    let tls_config = tls::client_config(endpoint).map_err(|error| FeedError::Tls {
         url: url.to_owned(),
         detail: format!("loading the TLS configuration failed: {error}"),
     })?;
@@ -401,7 +404,10 @@ fn classify(url: &str, error: &reqwest::Error, options: &FeedOptions) -> FeedErr
     if let Some(tls_error) = find_rustls_error(error) {
         let detail = match tls_error {
             rustls::Error::InvalidCertificate(reason) => {
-                format!("{CERTIFICATE_PREFIX}: {reason:?}")
+                format!(
+                    "{CERTIFICATE_PREFIX}: {}",
+                    tls::describe_certificate_error(reason)
+                )
             }
             other => other.to_string(),
         };

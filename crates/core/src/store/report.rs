@@ -537,7 +537,8 @@ pub struct ServerStatus {
 macro_rules! server_status_select {
     () => {
         "SELECT s.id, s.name, s.hostname, s.cli_port, s.webadmin_port, s.username, s.cli_tls, \
-         s.tls_verify, s.webadmin_enabled, s.webadmin_allow_http, s.created_at, s.updated_at, \
+         s.tls_verify, s.tls_fingerprints, s.webadmin_enabled, s.webadmin_allow_http, \
+         s.created_at, s.updated_at, \
          last.started_at AS last_poll_at, last.status AS last_poll_status, \
          last.error AS last_poll_error, last.duration_ms AS last_poll_duration_ms, \
          last.usage_source AS last_poll_usage_source, \

@@ -14,7 +14,7 @@ use crate::vault::Vault;
 macro_rules! server_columns {
     () => {
         "id, name, hostname, cli_port, webadmin_port, username, cli_tls, tls_verify, \
-         webadmin_enabled, webadmin_allow_http, created_at, updated_at"
+         tls_fingerprints, webadmin_enabled, webadmin_allow_http, created_at, updated_at"
     };
 }
 
@@ -40,8 +40,9 @@ pub async fn insert(
     let password_encrypted = vault.encrypt(&server.password);
     let query = concat!(
         "INSERT INTO servers (name, hostname, cli_port, webadmin_port, username, \
-         password_encrypted, cli_tls, tls_verify, webadmin_enabled, webadmin_allow_http) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING ",
+         password_encrypted, cli_tls, tls_verify, webadmin_enabled, webadmin_allow_http, \
+         tls_fingerprints) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING ",
         server_columns!()
     );
     sqlx::query_as::<_, Server>(query)
@@ -55,6 +56,7 @@ pub async fn insert(
         .bind(server.tls_verify)
         .bind(server.webadmin_enabled)
         .bind(server.webadmin_allow_http)
+        .bind(&server.tls_fingerprints)
         .fetch_one(pool)
         .await
         .map_err(|error| {
@@ -77,6 +79,8 @@ pub struct ServerChanges {
     pub password: Option<Secret>,
     pub cli_tls: Option<bool>,
     pub tls_verify: Option<bool>,
+    /// SHA-256 fingerprints as lower-case hex; an empty list removes them.
+    pub tls_fingerprints: Option<Vec<String>>,
     pub webadmin_enabled: Option<bool>,
     pub webadmin_allow_http: Option<bool>,
 }
@@ -91,6 +95,7 @@ impl ServerChanges {
             && self.password.is_none()
             && self.cli_tls.is_none()
             && self.tls_verify.is_none()
+            && self.tls_fingerprints.is_none()
             && self.webadmin_enabled.is_none()
             && self.webadmin_allow_http.is_none()
     }
@@ -119,7 +124,8 @@ pub async fn update_by_hostname(
          password_encrypted = coalesce($6, password_encrypted), \
          cli_tls = coalesce($7, cli_tls), tls_verify = coalesce($8, tls_verify), \
          webadmin_enabled = coalesce($9, webadmin_enabled), \
-         webadmin_allow_http = coalesce($10, webadmin_allow_http), updated_at = now() \
+         webadmin_allow_http = coalesce($10, webadmin_allow_http), \
+         tls_fingerprints = coalesce($11, tls_fingerprints), updated_at = now() \
          WHERE lower(hostname) = lower($1) RETURNING ",
         server_columns!()
     );
@@ -134,6 +140,7 @@ pub async fn update_by_hostname(
         .bind(changes.tls_verify)
         .bind(changes.webadmin_enabled)
         .bind(changes.webadmin_allow_http)
+        .bind(changes.tls_fingerprints.as_deref())
         .fetch_optional(pool)
         .await
 }

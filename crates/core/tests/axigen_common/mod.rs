@@ -65,6 +65,7 @@ pub fn endpoint(server: &SimHandle) -> ServerEndpoint {
         password: Secret::new("secret"),
         cli_tls: server.cli_tls(),
         tls_verify: false,
+        tls_fingerprints: Vec::new(),
         webadmin_enabled: false,
         webadmin_allow_http: false,
     }

@@ -63,7 +63,8 @@ pub enum CliError {
     /// The TLS handshake failed or the certificate was rejected.
     #[error(
         "TLS handshake with the Axigen CLI at {address} failed: {detail}; check that the CLI \
-         listener uses TLS, or turn certificate checking off for a self-signed certificate"
+         listener uses TLS, and for a self-signed certificate set its fingerprint \
+         (tls_fingerprints) or turn certificate checking off"
     )]
     Tls { address: String, detail: String },
     /// The server sent nothing for `after` while a reply was expected.
@@ -459,13 +460,13 @@ async fn open_stream(
         address: address.to_owned(),
         detail,
     };
-    let config = tls::client_config(endpoint.tls_verify)
+    let config = tls::client_config(endpoint)
         .map_err(|error| tls_error(format!("loading the TLS configuration failed: {error}")))?;
     let server_name = ServerName::try_from(endpoint.hostname.clone())
         .map_err(|_| tls_error(format!("invalid TLS server name \"{}\"", endpoint.hostname)))?;
     let stream = TlsConnector::from(Arc::new(config))
         .connect(server_name, tcp)
         .await
-        .map_err(|error| tls_error(error.to_string()))?;
+        .map_err(|error| tls_error(tls::describe_handshake_error(&error)))?;
     Ok(Box::new(stream))
 }
