@@ -108,9 +108,19 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         // serde reports missing and unknown fields at their parent, with the
         // field name quoted in backticks.
         let text = plain_type_names(&inner.to_string());
+        // The position in the body adds nothing to the field name.
+        let text = match text.rsplit_once(" at line ") {
+            Some((message, _)) => message.to_owned(),
+            None => text,
+        };
         let (field, message) = if path == "." {
             let field = text.split('`').nth(1).map(str::to_owned);
-            (field, format!("invalid request body: {text}"))
+            let message = if text.starts_with("missing field") {
+                format!("invalid request body: {text}, which is required; the fields are listed at /docs")
+            } else {
+                format!("invalid request body: {text}")
+            };
+            (field, message)
         } else if text.starts_with("unknown field") {
             // The message already names the field, so a prefix such as
             // "invalid extra:" would repeat it.

@@ -106,7 +106,8 @@ async fn bad_bodies_rejected_and_nothing_stored(pool: PgPool) {
             r#"{"hostname": "h.example.com", "username": "a", "password": "p"}"#.into(),
             400,
             Some("name"),
-            "missing field",
+            "invalid request body: missing field `name`, which is required; the fields are \
+             listed at /docs",
         ),
         (
             Method::POST,

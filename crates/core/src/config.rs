@@ -76,14 +76,46 @@ pub fn parse_args<T: clap::Parser>() -> T {
             };
             let _ = error.print();
             if exit_code != 0 {
-                eprintln!(
-                    "note: every option can also come from the environment variable named in \
-                     --help, or from .env"
-                );
+                match env_source::<T>(&error) {
+                    Some(variable) => eprintln!(
+                        "note: this value comes from the environment variable {variable} (or \
+                         .env); correct or unset it"
+                    ),
+                    None => eprintln!(
+                        "note: every option can also come from the environment variable named \
+                         in --help, or from .env"
+                    ),
+                }
             }
             std::process::exit(exit_code);
         }
     }
+}
+
+/// Returns the environment variable that supplied the value clap rejected,
+/// when the option was not on the command line but its variable is set.
+fn env_source<T: clap::CommandFactory>(error: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue};
+
+    let Some(ContextValue::String(argument)) = error.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    // clap names the option as "--output <OUTPUT>".
+    let long = argument.strip_prefix("--")?.split([' ', '=']).next()?;
+    let command = T::command();
+    let option = command
+        .get_arguments()
+        .chain(
+            command
+                .get_subcommands()
+                .flat_map(clap::Command::get_arguments),
+        )
+        .find(|option| option.get_long() == Some(long))?;
+    let variable = option.get_env()?.to_str()?.to_owned();
+    let flag = format!("--{long}");
+    let on_command_line =
+        std::env::args().any(|arg| arg == flag || arg.starts_with(&format!("{flag}=")));
+    (!on_command_line && std::env::var_os(&variable).is_some()).then_some(variable)
 }
 
 fn redact_dotenv_error(error: &dotenvy::Error) -> String {

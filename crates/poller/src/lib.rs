@@ -165,7 +165,13 @@ pub async fn poll_once(
                 .map_err(|error| RunError::Database(describe_sqlx_error(&error)))?,
         )
     };
-    info!(run_id = ?run_id, servers = servers.len(), dry_run = settings.dry_run, "poll run started");
+    match run_id {
+        Some(run_id) => info!(%run_id, servers = servers.len(), "poll run started"),
+        None => info!(
+            servers = servers.len(),
+            "dry run started: nothing is written"
+        ),
+    }
 
     let progress = Progress::new(servers.len());
     let reporter = progress.spawn_reporter(settings.progress_interval);

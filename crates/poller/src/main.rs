@@ -53,8 +53,8 @@ struct Cli {
           value_parser = clap::value_parser!(u16).range(1..=1000))]
     max_servers: u16,
 
-    /// CLI sessions opened to each server at the same time (Axigen allows
-    /// 20 per client address by default)
+    /// CLI sessions opened to each server at the same time, 1 to 16 (Axigen
+    /// allows 20 per client address by default)
     #[arg(long, env = "POLL_SESSIONS_PER_SERVER", default_value_t = 4,
           value_parser = clap::value_parser!(u16).range(1..=16))]
     sessions_per_server: u16,

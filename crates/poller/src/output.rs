@@ -79,9 +79,14 @@ fn render_table(report: &RunReport) -> String {
     } else {
         ""
     };
+    let noun = if counts.total == 1 {
+        "server"
+    } else {
+        "servers"
+    };
     let _ = writeln!(
         text,
-        "{} servers: {} ok, {} failed, {} locked; {} accounts in {}{dry_run}",
+        "{} {noun}: {} ok, {} failed, {} locked; {} accounts in {}{dry_run}",
         counts.total,
         counts.ok,
         counts.failed,

@@ -669,6 +669,31 @@ async fn binary_exits_two_when_a_server_fails(pool: PgPool) {
     );
 }
 
+#[sqlx::test(migrations = false)]
+async fn binary_names_the_fix_for_a_database_without_schema(pool: PgPool) {
+    let fixture = Fixture::new(pool);
+    let output = fixture.poller_command(&[]).output().await.unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("run `migrator run`"), "{stderr}");
+}
+
+#[test]
+fn binary_names_the_variable_of_an_invalid_value() {
+    let output = Command::new(env!("CARGO_BIN_EXE_poller"))
+        .current_dir(env!("CARGO_TARGET_TMPDIR"))
+        .env("POLL_OUTPUT", "yaml")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("'yaml'"), "{stderr}");
+    assert!(
+        stderr.contains("comes from the environment variable POLL_OUTPUT"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn binary_exits_one_without_configuration() {
     let output = Command::new(env!("CARGO_BIN_EXE_poller"))

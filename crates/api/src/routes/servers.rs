@@ -33,7 +33,7 @@ fn enabled() -> bool {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddServerRequest {
-    /// Label shown in reports.
+    /// Label shown in reports; it need not be unique.
     #[schema(example = "mx1")]
     pub name: String,
     /// Host name or IP address, without scheme, port or path; unique in any

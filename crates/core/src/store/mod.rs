@@ -17,6 +17,12 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations");
 pub fn describe_sqlx_error(error: &sqlx::Error) -> String {
     match error {
         sqlx::Error::PoolTimedOut => "timed out waiting for a database connection".to_owned(),
+        // An undefined table means the schema was never created here.
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("42P01") => format!(
+            "{} (SQLSTATE 42P01); the database has no axiquota tables: run `migrator run` \
+             against it first",
+            db.message()
+        ),
         sqlx::Error::Database(db) => match db.code() {
             Some(code) => format!("{} (SQLSTATE {code})", db.message()),
             None => db.message().to_owned(),
