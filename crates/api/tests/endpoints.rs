@@ -249,6 +249,8 @@ async fn report_unknown_names_not_found(pool: PgPool) {
         ("/report?domain=nowhere.org", "domain"),
         ("/report?domain=shared.org&server=mx9.example.net", "server"),
         ("/report?server=mx9.example.net", "server"),
+        ("/accounts?server=mx9.example.net", "server"),
+        ("/domains?server=mx9.example.net&format=csv", "server"),
         // A LIKE wildcard is a plain character in exact lookups.
         ("/report?account=al%25@example.com", "account"),
         ("/report?domain=%25", "domain"),

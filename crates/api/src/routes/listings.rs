@@ -4,6 +4,7 @@
 use axiquota_core::store::report::{
     self, AccountFilter, AccountSort, DomainFilter, DomainSort, Page, SortOrder,
 };
+use axiquota_core::store::servers;
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -78,6 +79,27 @@ fn parse_order(params: &QueryParams, default: SortOrder) -> Result<SortOrder, Ap
     }
 }
 
+/// Rejects a `server` filter that names no registered server, so that a
+/// mistyped host name is not taken for a server without matches. Called only
+/// when the listing is empty, so a normal request makes no extra query.
+async fn check_server_exists(state: &AppState, hostname: Option<&str>) -> Result<(), ApiError> {
+    let Some(hostname) = hostname else {
+        return Ok(());
+    };
+    if servers::find_by_hostname(&state.pool, hostname)
+        .await?
+        .is_some()
+    {
+        return Ok(());
+    }
+    Err(ApiError::not_found(
+        "server",
+        format!(
+            "server not found: no server has hostname {hostname:?}; list servers with GET /servers"
+        ),
+    ))
+}
+
 fn owned(value: Option<&str>) -> Option<String> {
     value.map(str::to_owned)
 }
@@ -126,6 +148,7 @@ pub struct AccountParams {
             content((AccountListing = "application/json"), (String = "text/csv"))),
         (status = 400, description = "Invalid, empty, repeated or unknown query parameter", body = ErrorBody),
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 404, description = "`server` names no registered server", body = ErrorBody),
         (status = 500, description = "Internal error; the cause is logged", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody),
     )
@@ -174,6 +197,9 @@ pub async fn list_accounts(
     let page = parse_page(&params)?;
 
     let listing = report::list_accounts(&state.pool, &filter, sort, order, page).await?;
+    if listing.total == 0 {
+        check_server_exists(&state, filter.server_hostname.as_deref()).await?;
+    }
     if format == Format::Csv {
         let mut out = Vec::new();
         csv::write_header(&mut out, csv::ACCOUNT_COLUMNS);
@@ -233,6 +259,7 @@ pub struct DomainParams {
             content((DomainListing = "application/json"), (String = "text/csv"))),
         (status = 400, description = "Invalid, empty, repeated or unknown query parameter", body = ErrorBody),
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 404, description = "`server` names no registered server", body = ErrorBody),
         (status = 500, description = "Internal error; the cause is logged", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody),
     )
@@ -285,6 +312,9 @@ pub async fn list_domains(
     let listing =
         report::list_domain_aggregates(&state.pool, &filter, threshold, sort, order, Some(page))
             .await?;
+    if listing.total == 0 {
+        check_server_exists(&state, filter.server_hostname.as_deref()).await?;
+    }
     let views: Vec<DomainSummaryView> = listing
         .rows
         .iter()
