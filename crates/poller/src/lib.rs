@@ -98,8 +98,15 @@ impl RunReport {
 /// Errors that stop a run before any server is polled.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("no registered server has the host name {}: list them with GET /servers", .0.join(", "))]
-    UnknownServers(Vec<String>),
+    #[error(
+        "no registered server has the host name {}{hint}: list them with GET /servers",
+        .hostnames.join(", ")
+    )]
+    UnknownServers {
+        hostnames: Vec<String>,
+        /// Names the host names of servers whose label was given instead.
+        hint: String,
+    },
     #[error("cannot read the registered servers: {0}")]
     Database(String),
     #[error("cannot open the database connection that holds the poll locks: {0}")]
@@ -145,7 +152,11 @@ pub async fn poll_once(
         .cloned()
         .collect();
     if !unknown.is_empty() {
-        return Err(RunError::UnknownServers(unknown));
+        let hint = label_hint(pool, &unknown).await;
+        return Err(RunError::UnknownServers {
+            hostnames: unknown,
+            hint,
+        });
     }
 
     let locks = PollLocks::open(pool)
@@ -248,6 +259,27 @@ pub async fn poll_once(
         "poll run finished"
     );
     Ok(report)
+}
+
+/// Returns, for values that are a server's label rather than its host
+/// name, a note that gives the host name; empty when there is none.
+async fn label_hint(pool: &PgPool, values: &[String]) -> String {
+    let Ok(registered) = servers::list(pool).await else {
+        return String::new();
+    };
+    let hints: Vec<String> = values
+        .iter()
+        .filter_map(|value| {
+            let server = registered
+                .iter()
+                .find(|server| server.name.eq_ignore_ascii_case(value))?;
+            Some(format!(
+                "; {value:?} is the name of the server with host name {}",
+                server.hostname
+            ))
+        })
+        .collect();
+    hints.concat()
 }
 
 fn count_outcomes(outcomes: &[ServerOutcome]) -> RunCounts {

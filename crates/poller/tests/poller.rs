@@ -596,6 +596,41 @@ async fn pinned_certificate_polled_over_tls(pool: PgPool) {
 }
 
 #[sqlx::test(migrations = "../../migrations")]
+async fn server_label_given_for_host_name_is_explained(pool: PgPool) {
+    let fixture = Fixture::new(pool);
+    let sim = start(91, data(90, 1, 2), Behavior::default()).await;
+    fixture.register(&sim, "secret").await;
+
+    let settings = PollSettings {
+        hostnames: vec!["FAKE 127.0.0.91".to_owned(), "mx9.example.net".to_owned()],
+        ..settings()
+    };
+    let error = poll_once(
+        &fixture.pool,
+        &fixture.vault,
+        &settings,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error
+            .starts_with("no registered server has the host name FAKE 127.0.0.91, mx9.example.net"),
+        "{error}"
+    );
+    assert!(
+        error.contains("\"FAKE 127.0.0.91\" is the name of the server with host name 127.0.0.91"),
+        "{error}"
+    );
+    let runs: i64 = sqlx::query_scalar("SELECT count(*) FROM poll_runs")
+        .fetch_one(&fixture.pool)
+        .await
+        .unwrap();
+    assert_eq!(runs, 0, "nothing is recorded");
+}
+
+#[sqlx::test(migrations = "../../migrations")]
 async fn dry_run_writes_nothing(pool: PgPool) {
     let fixture = Fixture::new(pool);
     let served = data(40, 2, 4);
