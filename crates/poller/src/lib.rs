@@ -104,7 +104,7 @@ pub enum RunError {
     )]
     UnknownServers {
         hostnames: Vec<String>,
-        /// Names the host names of servers whose label was given instead.
+        /// Notes giving the host names of servers whose label was given instead.
         hint: String,
     },
     #[error("cannot read the registered servers: {0}")]
