@@ -159,10 +159,10 @@ pub fn password(value: &str) -> Result<(), ApiError> {
 }
 
 /// Checks TLS certificate fingerprints and returns them as lower-case hex,
-/// 64 digits each, without repeats. Each may be written in any case and
-/// with colons between the bytes, with or without the `sha256
-/// Fingerprint=` prefix, as `openssl x509 -noout -fingerprint -sha256`
-/// prints it.
+/// 64 digits each, without repeats. Each may be written in any case, with
+/// colons or spaces between the bytes, with or without the `sha256
+/// Fingerprint=` prefix that `openssl x509 -noout -fingerprint -sha256`
+/// prints.
 ///
 /// # Errors
 ///
@@ -183,8 +183,9 @@ pub fn fingerprints(values: &[String]) -> Result<Vec<String>, ApiError> {
         let digits = value
             .rsplit_once('=')
             .map_or(value.as_str(), |(_, digits)| digits)
-            .trim()
-            .replace(':', "")
+            .chars()
+            .filter(|c| *c != ':' && !c.is_whitespace())
+            .collect::<String>()
             .to_ascii_lowercase();
         if digits.len() != 64 || !digits.bytes().all(|byte| byte.is_ascii_hexdigit()) {
             let shown: String = value.chars().take(100).collect();

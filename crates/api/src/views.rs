@@ -346,6 +346,8 @@ pub struct ServerView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
     pub cli_tls: bool,
+    /// Check certificates against the system's trusted CAs when no
+    /// fingerprint is set.
     pub tls_verify: bool,
     /// SHA-256 fingerprints (lower-case hex) of the certificates accepted.
     pub tls_fingerprints: Vec<String>,

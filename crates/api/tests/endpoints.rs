@@ -327,7 +327,7 @@ async fn add_server_accepts_every_option(pool: PgPool) {
                 "tls_fingerprints": [
                   "sha256 Fingerprint=3F:0A:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:9C",
                   "3f0a112233445566778899aabbccddeeff00112233445566778899aabbccdd9c",
-                  "  ab0a112233445566778899aabbccddeeff00112233445566778899aabbccdd9c "
+                  "  AB 0A 11 22 33 44 55 66 77 88 99 AA BB CC DD EE FF 00 11 22 33 44 55 66 77 88 99 AA BB CC DD 9C "
                 ]}"#,
         )
         .await;

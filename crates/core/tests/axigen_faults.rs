@@ -301,7 +301,16 @@ async fn cli_tls_certificate_checked() {
     endpoint.tls_verify = true;
 
     let error = collect(&endpoint, &quick_options()).await.unwrap_err();
-    assert!(matches!(error.source, CliError::Tls { .. }), "{error:?}");
+    let CliError::Tls { detail, .. } = &error.source else {
+        panic!("expected a TLS error, got {error:?}");
+    };
+    // The message gives the fingerprint to pin after checking it.
+    assert!(detail.contains("not trusted"), "{detail}");
+    assert!(
+        detail.contains(&fingerprint(server.certificate_der())),
+        "{detail}"
+    );
+    assert!(detail.contains("tls_fingerprints"), "{detail}");
     assert_eq!(server.stats().logins_succeeded, 0);
 }
 
@@ -324,6 +333,7 @@ async fn plain_cli_to_tls_listener_fails() {
         error.source.is_connection_lost() || matches!(error.source, CliError::Protocol { .. }),
         "{error:?}"
     );
+    assert!(error.to_string().contains("set cli_tls to true"), "{error}");
 }
 
 // --- WebAdmin feed ---
@@ -411,6 +421,10 @@ async fn feed_certificate_checked() {
         .clone()
         .expect("a self-signed certificate is rejected");
     assert!(error.contains("invalid certificate"), "{error}");
+    assert!(
+        error.contains(&fingerprint(server.certificate_der())),
+        "{error}"
+    );
     // A rejected certificate never leads to plain HTTP, even when allowed,
     // so every usage figure comes from the CLI.
     assert_eq!(comparable(&snapshot), expected_cli(&data));

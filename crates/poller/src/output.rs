@@ -101,5 +101,95 @@ fn render_table(report: &RunReport) -> String {
     {
         let _ = writeln!(text, "failed servers keep their previous snapshot");
     }
+    let cli_fallbacks = report
+        .servers
+        .iter()
+        .filter(|outcome| {
+            outcome.result.status == PollStatus::Ok && outcome.result.webadmin_error.is_some()
+        })
+        .count();
+    if cli_fallbacks > 0 {
+        let (noun, verb) = if cli_fallbacks == 1 {
+            ("server", "its")
+        } else {
+            ("servers", "their")
+        };
+        let _ = writeln!(
+            text,
+            "{cli_fallbacks} {noun} read usage over the CLI because {verb} WebAdmin feed failed; \
+             GET /servers or --output json gives the reason"
+        );
+    }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use axiquota_core::store::polls::{PollResult, RunCounts};
+    use chrono::Utc;
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::ServerOutcome;
+
+    fn outcome(hostname: &str, status: PollStatus, webadmin_error: Option<&str>) -> ServerOutcome {
+        ServerOutcome {
+            result: PollResult {
+                server_id: Uuid::nil(),
+                hostname: hostname.to_owned(),
+                status,
+                error: None,
+                started_at: Utc::now(),
+                duration_ms: 1500,
+                domains: 1,
+                accounts: 2,
+                skipped: Vec::new(),
+                usage_source: Some("cli"),
+                webadmin_error: webadmin_error.map(str::to_owned),
+            },
+            snapshot: None,
+        }
+    }
+
+    fn report(servers: Vec<ServerOutcome>) -> RunReport {
+        RunReport {
+            run_id: None,
+            dry_run: false,
+            started_at: Utc::now(),
+            duration_ms: 1500,
+            counts: RunCounts {
+                total: servers.len(),
+                ok: servers.len(),
+                ..RunCounts::default()
+            },
+            servers,
+        }
+    }
+
+    #[test]
+    fn table_notes_cli_fallback() {
+        let text = render_table(&report(vec![
+            outcome("mx1.example.net", PollStatus::Ok, Some("HTTP 404")),
+            outcome("mx2.example.net", PollStatus::Ok, None),
+        ]));
+        assert!(text.contains("2 servers: 2 ok"), "{text}");
+        assert!(
+            text.contains(
+                "1 server read usage over the CLI because its WebAdmin feed failed; \
+                 GET /servers or --output json gives the reason"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn table_without_fallback_has_no_note() {
+        let text = render_table(&report(vec![outcome(
+            "mx1.example.net",
+            PollStatus::Ok,
+            None,
+        )]));
+        assert!(text.contains("1 server: 1 ok"), "{text}");
+        assert!(!text.contains("over the CLI"), "{text}");
+    }
 }

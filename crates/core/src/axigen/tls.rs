@@ -36,7 +36,9 @@ pub(crate) fn client_config(endpoint: &ServerEndpoint) -> Result<ClientConfig, r
             fingerprints: Some(endpoint.tls_fingerprints.clone()),
         })
     } else if endpoint.tls_verify {
-        Arc::new(rustls_platform_verifier::Verifier::new(provider)?)
+        Arc::new(TrustStoreCheck {
+            inner: rustls_platform_verifier::Verifier::new(provider)?,
+        })
     } else {
         Arc::new(CertificateCheck {
             provider,
@@ -60,18 +62,22 @@ pub fn fingerprint(certificate_der: &[u8]) -> String {
         .collect()
 }
 
-/// Describes a rejected certificate: a fingerprint mismatch in its own
-/// words, any other reason as rustls names it.
+/// Describes a rejected certificate with what to do about it: a pin that
+/// does not match, a certificate the trust store rejects (with its
+/// fingerprint, for pinning), or another reason as rustls names it.
 pub(crate) fn describe_certificate_error(reason: &rustls::CertificateError) -> String {
-    if let rustls::CertificateError::Other(other) = reason
-        && let Some(mismatch) = other.0.downcast_ref::<FingerprintMismatch>()
-    {
-        return mismatch.to_string();
+    if let rustls::CertificateError::Other(other) = reason {
+        if let Some(mismatch) = other.0.downcast_ref::<FingerprintMismatch>() {
+            return mismatch.to_string();
+        }
+        if let Some(untrusted) = other.0.downcast_ref::<Untrusted>() {
+            return untrusted.to_string();
+        }
     }
     format!("{reason:?}")
 }
 
-/// Describes a failed TLS handshake from the I/O error that carries it.
+/// Describes a failed CLI TLS handshake from the I/O error that carries it.
 pub(crate) fn describe_handshake_error(error: &std::io::Error) -> String {
     let rejected = error
         .get_ref()
@@ -83,7 +89,24 @@ pub(crate) fn describe_handshake_error(error: &std::io::Error) -> String {
                 describe_certificate_error(reason)
             )
         }
-        _ => error.to_string(),
+        _ => format!(
+            "{error}; check that this port expects TLS, or set cli_tls to false if it does not"
+        ),
+    }
+}
+
+/// Returns a reason that the trust store gave, in plain words.
+fn plain_reason(reason: &rustls::CertificateError) -> String {
+    use rustls::CertificateError as Reason;
+    match reason {
+        Reason::UnknownIssuer => "it is not signed by a CA that this machine trusts".to_owned(),
+        Reason::Expired | Reason::ExpiredContext { .. } => "it has expired".to_owned(),
+        Reason::NotValidYet | Reason::NotValidYetContext { .. } => "it is not valid yet".to_owned(),
+        Reason::NotValidForName | Reason::NotValidForNameContext { .. } => {
+            "it is not valid for this host name".to_owned()
+        }
+        Reason::Revoked => "it has been revoked".to_owned(),
+        other => format!("{other:?}"),
     }
 }
 
@@ -159,8 +182,82 @@ impl ServerCertVerifier for CertificateCheck {
 #[derive(Debug, thiserror::Error)]
 #[error(
     "the certificate's SHA-256 fingerprint {presented} is not one of the fingerprints set for \
-     this server; if the certificate was replaced, set its new fingerprint"
+     this server; if the certificate was replaced, set its new fingerprint in tls_fingerprints \
+     (PATCH /update_server)"
 )]
 struct FingerprintMismatch {
     presented: String,
+}
+
+/// The trust store rejected the certificate; its fingerprint lets the
+/// user pin it instead.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the certificate is not trusted: {reason}. Its SHA-256 fingerprint is {fingerprint}: after \
+     checking that fingerprint on the Axigen host, set it in tls_fingerprints, or set tls_verify \
+     to false to accept any certificate"
+)]
+struct Untrusted {
+    reason: String,
+    fingerprint: String,
+}
+
+/// The platform's trust store, with the fingerprint of a rejected
+/// certificate added to the error.
+#[derive(Debug)]
+struct TrustStoreCheck {
+    inner: rustls_platform_verifier::Verifier,
+}
+
+impl ServerCertVerifier for TrustStoreCheck {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        self.inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+            .map_err(|error| match error {
+                rustls::Error::InvalidCertificate(reason) => rustls::Error::InvalidCertificate(
+                    rustls::CertificateError::Other(rustls::OtherError(Arc::new(Untrusted {
+                        reason: plain_reason(&reason),
+                        fingerprint: fingerprint(end_entity),
+                    }))),
+                ),
+                other => other,
+            })
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        signature: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, signature)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        signature: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, signature)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+
+    fn requires_raw_public_keys(&self) -> bool {
+        self.inner.requires_raw_public_keys()
+    }
+
+    fn root_hint_subjects(&self) -> Option<&[rustls::DistinguishedName]> {
+        self.inner.root_hint_subjects()
+    }
 }

@@ -77,10 +77,7 @@ pub enum FeedError {
     Http { url: String, status: u16 },
     #[error("connecting to the WebAdmin usage feed {url} failed: {detail}")]
     Connect { url: String, detail: String },
-    #[error(
-        "TLS with the WebAdmin usage feed {url} failed: {detail}; for a self-signed \
-         certificate set its fingerprint (tls_fingerprints) or turn certificate checking off"
-    )]
+    #[error("TLS with the WebAdmin usage feed {url} failed: {detail}")]
     Tls { url: String, detail: String },
 }
 

@@ -61,11 +61,7 @@ pub enum CliError {
         source: io::Error,
     },
     /// The TLS handshake failed or the certificate was rejected.
-    #[error(
-        "TLS handshake with the Axigen CLI at {address} failed: {detail}; check that the CLI \
-         listener uses TLS, and for a self-signed certificate set its fingerprint \
-         (tls_fingerprints) or turn certificate checking off"
-    )]
+    #[error("TLS handshake with the Axigen CLI at {address} failed: {detail}")]
     Tls { address: String, detail: String },
     /// The server sent nothing for `after` while a reply was expected.
     #[error(
@@ -180,9 +176,27 @@ impl Connection {
             broken: false,
         };
 
-        let banner = connection
+        let banner = match connection
             .read_frame(FrameMode::Login, "the connection banner")
-            .await?;
+            .await
+        {
+            Ok(banner) => banner,
+            // A TLS listener waits for a handshake that a plain client never
+            // sends, then closes.
+            Err(CliError::Closed { during, detail }) if !endpoint.cli_tls => {
+                return Err(CliError::Closed {
+                    during,
+                    detail: format!("{detail}; if this port expects TLS, set cli_tls to true"),
+                });
+            }
+            Err(CliError::TimedOut { during, after }) if !endpoint.cli_tls => {
+                return Err(CliError::TimedOut {
+                    during: format!("{during} (if this port expects TLS, set cli_tls to true)"),
+                    after,
+                });
+            }
+            Err(error) => return Err(error),
+        };
         if banner.prompt.as_deref() != Some("login") {
             return Err(connection.fail(CliError::Protocol {
                 line: banner.prompt.unwrap_or_default(),
