@@ -840,3 +840,48 @@ async fn update_server_keeps_snapshot(pool: PgPool) {
         .await;
     assert_eq!(unknown.status, 404, "{}", unknown.text);
 }
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn report_lookup_accepts_either_idn_form(pool: PgPool) {
+    let app = common::spawn(pool).await;
+    let mx1 = app.add_server("mx1", "mx1.example.net").await;
+    // One server lists its domain in Unicode, the other in punycode.
+    app.store_snapshot(
+        mx1,
+        collected_at(),
+        vec![
+            domain("bücher.example", vec![account("jürgen", Some(1024), 10)]),
+            domain(
+                "xn--mnchen-3ya.example",
+                vec![account("anna", Some(1024), 20)],
+            ),
+        ],
+    )
+    .await;
+
+    let cases = [
+        (
+            "/report?account=jürgen@xn--bcher-kva.example",
+            "jürgen@bücher.example",
+        ),
+        (
+            "/report?account=J%C3%BCrgen@B%C3%BCcher.example",
+            "jürgen@bücher.example",
+        ),
+        (
+            "/report?account=anna@münchen.example",
+            "anna@xn--mnchen-3ya.example",
+        ),
+    ];
+    for (path, email) in cases {
+        let reply = app.get(path).await;
+        assert_eq!(reply.status, 200, "{path}: {}", reply.text);
+        assert_eq!(reply.json()["email"], email, "{path}");
+    }
+    let domain_reply = app.get("/report?domain=XN--BCHER-KVA.example").await;
+    assert_eq!(domain_reply.status, 200, "{}", domain_reply.text);
+    assert_eq!(domain_reply.json()["name"], "bücher.example");
+    let other = app.get("/report?domain=münchen.example").await;
+    assert_eq!(other.status, 200, "{}", other.text);
+    assert_eq!(other.json()["total_accounts"], 1);
+}

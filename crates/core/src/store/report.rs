@@ -109,8 +109,9 @@ pub struct DomainRow {
     pub collected_at: DateTime<Utc>,
 }
 
-/// Finds a domain by name (exact, any letter case) on every server, or on
-/// the server with host name `server_hostname` only.
+/// Finds a domain by name (exact, any letter case, in Unicode or in
+/// punycode) on every server, or on the server with host name
+/// `server_hostname` only.
 ///
 /// # Errors
 ///
@@ -124,13 +125,33 @@ pub async fn find_domains(
         "SELECT d.id AS domain_id, s.id AS server_id, s.name AS server_name, \
          s.hostname AS server_hostname, d.name, d.display_name, d.status, d.collected_at \
          FROM domains d JOIN servers s ON s.id = d.server_id \
-         WHERE d.name = lower($1) AND ($2::text IS NULL OR lower(s.hostname) = lower($2)) \
+         WHERE d.name = ANY(ARRAY(SELECT lower(v) FROM unnest($1::text[]) v)) \
+         AND ($2::text IS NULL OR lower(s.hostname) = lower($2)) \
          ORDER BY s.name, lower(s.hostname)",
     )
-    .bind(name)
+    .bind(domain_spellings(name))
     .bind(server_hostname)
     .fetch_all(pool)
     .await
+}
+
+/// Returns the spellings under which a domain may be stored: as given, and
+/// in the other form of an internationalised name (Unicode for a punycode
+/// `xn--` name, punycode for a Unicode one), since a server may list either.
+fn domain_spellings(domain: &str) -> Vec<String> {
+    let mut spellings = vec![domain.to_owned()];
+    let other = if domain.is_ascii() {
+        let (unicode, result) = idna::domain_to_unicode(domain);
+        result.ok().map(|()| unicode)
+    } else {
+        idna::domain_to_ascii(domain).ok()
+    };
+    if let Some(other) = other
+        && !other.eq_ignore_ascii_case(domain)
+    {
+        spellings.push(other);
+    }
+    spellings
 }
 
 /// Lists the accounts of one domain row, ordered by local part.
@@ -151,8 +172,9 @@ pub async fn list_domain_accounts(pool: &PgPool, domain_id: i64) -> sqlx::Result
         .await
 }
 
-/// Finds an account by address (exact, any letter case) on every server, or
-/// on the server with host name `server_hostname` only.
+/// Finds an account by address (exact, any letter case, its domain in
+/// Unicode or in punycode) on every server, or on the server with host name
+/// `server_hostname` only.
 ///
 /// # Errors
 ///
@@ -166,11 +188,19 @@ pub async fn find_accounts(
         "SELECT ",
         account_columns!(),
         " FROM accounts a JOIN domains d ON d.id = a.domain_id JOIN servers s ON s.id = a.server_id \
-         WHERE a.email = lower($1) AND ($2::text IS NULL OR lower(s.hostname) = lower($2)) \
+         WHERE a.email = ANY(ARRAY(SELECT lower(v) FROM unnest($1::text[]) v)) \
+         AND ($2::text IS NULL OR lower(s.hostname) = lower($2)) \
          ORDER BY s.name, lower(s.hostname)"
     );
+    let spellings: Vec<String> = match email.rsplit_once('@') {
+        Some((local_part, domain)) => domain_spellings(domain)
+            .into_iter()
+            .map(|domain| format!("{local_part}@{domain}"))
+            .collect(),
+        None => vec![email.to_owned()],
+    };
     sqlx::query_as::<_, AccountRow>(query)
-        .bind(email)
+        .bind(spellings)
         .bind(server_hostname)
         .fetch_all(pool)
         .await
@@ -599,4 +629,24 @@ pub async fn server_status(pool: &PgPool, server_id: Uuid) -> sqlx::Result<Optio
 pub async fn ping(pool: &PgPool) -> sqlx::Result<()> {
     sqlx::query("SELECT 1").execute(pool).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::domain_spellings;
+
+    #[test]
+    fn domain_spellings_cover_both_idn_forms() {
+        assert_eq!(
+            domain_spellings("xn--bcher-kva.example"),
+            ["xn--bcher-kva.example", "bücher.example"]
+        );
+        assert_eq!(
+            domain_spellings("Bücher.example"),
+            ["Bücher.example", "xn--bcher-kva.example"]
+        );
+        assert_eq!(domain_spellings("example.com"), ["example.com"]);
+        // A name that is not a valid IDN is looked up as given only.
+        assert_eq!(domain_spellings("xn--zz.example"), ["xn--zz.example"]);
+    }
 }
