@@ -79,15 +79,10 @@ fn render_table(report: &RunReport) -> String {
     } else {
         ""
     };
-    let noun = if counts.total == 1 {
-        "server"
-    } else {
-        "servers"
-    };
     let _ = writeln!(
         text,
-        "{} {noun}: {} ok, {} failed, {} locked; {} accounts in {}{dry_run}",
-        counts.total,
+        "{}: {} ok, {} failed, {} locked; {} accounts in {}{dry_run}",
+        servers(counts.total),
         counts.ok,
         counts.failed,
         counts.locked,
@@ -109,18 +104,20 @@ fn render_table(report: &RunReport) -> String {
         })
         .count();
     if cli_fallbacks > 0 {
-        let (noun, verb) = if cli_fallbacks == 1 {
-            ("server", "its")
-        } else {
-            ("servers", "their")
-        };
         let _ = writeln!(
             text,
-            "{cli_fallbacks} {noun} read usage over the CLI because {verb} WebAdmin feed failed; \
-             GET /servers or --output json gives the reason"
+            "{} read usage over the CLI because the WebAdmin feed failed; GET /servers or \
+             --output json gives the reason",
+            servers(cli_fallbacks)
         );
     }
     text
+}
+
+/// Returns the count with "server" or "servers".
+fn servers(count: usize) -> String {
+    let noun = if count == 1 { "server" } else { "servers" };
+    format!("{count} {noun}")
 }
 
 #[cfg(test)]
@@ -175,7 +172,7 @@ mod tests {
         assert!(text.contains("2 servers: 2 ok"), "{text}");
         assert!(
             text.contains(
-                "1 server read usage over the CLI because its WebAdmin feed failed; \
+                "1 server read usage over the CLI because the WebAdmin feed failed; \
                  GET /servers or --output json gives the reason"
             ),
             "{text}"

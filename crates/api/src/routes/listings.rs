@@ -4,13 +4,13 @@
 use axiquota_core::store::report::{
     self, AccountFilter, AccountSort, DomainFilter, DomainSort, Page, SortOrder,
 };
-use axiquota_core::store::servers;
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use utoipa::IntoParams;
 
+use super::require_server;
 use crate::AppState;
 use crate::auth::ReadAccess;
 use crate::csv;
@@ -77,27 +77,6 @@ fn parse_order(params: &QueryParams, default: SortOrder) -> Result<SortOrder, Ap
             format!("invalid order {other:?}: expected asc or desc"),
         )),
     }
-}
-
-/// Rejects a `server` filter that names no registered server, so that a
-/// mistyped host name is not taken for a server without matches. Called only
-/// when the listing is empty, so a normal request makes no extra query.
-async fn check_server_exists(state: &AppState, hostname: Option<&str>) -> Result<(), ApiError> {
-    let Some(hostname) = hostname else {
-        return Ok(());
-    };
-    if servers::find_by_hostname(&state.pool, hostname)
-        .await?
-        .is_some()
-    {
-        return Ok(());
-    }
-    Err(ApiError::not_found(
-        "server",
-        format!(
-            "server not found: no server has hostname {hostname:?}; list servers with GET /servers"
-        ),
-    ))
 }
 
 fn owned(value: Option<&str>) -> Option<String> {
@@ -197,8 +176,12 @@ pub async fn list_accounts(
     let page = parse_page(&params)?;
 
     let listing = report::list_accounts(&state.pool, &filter, sort, order, page).await?;
-    if listing.total == 0 {
-        check_server_exists(&state, filter.server_hostname.as_deref()).await?;
+    // An empty listing may come from a mistyped host name rather than a
+    // server without matches, so only then is the server looked up.
+    if listing.total == 0
+        && let Some(hostname) = &filter.server_hostname
+    {
+        require_server(&state, hostname).await?;
     }
     if format == Format::Csv {
         let mut out = Vec::new();
@@ -312,8 +295,12 @@ pub async fn list_domains(
     let listing =
         report::list_domain_aggregates(&state.pool, &filter, threshold, sort, order, Some(page))
             .await?;
-    if listing.total == 0 {
-        check_server_exists(&state, filter.server_hostname.as_deref()).await?;
+    // An empty listing may come from a mistyped host name rather than a
+    // server without matches, so only then is the server looked up.
+    if listing.total == 0
+        && let Some(hostname) = &filter.server_hostname
+    {
+        require_server(&state, hostname).await?;
     }
     let views: Vec<DomainSummaryView> = listing
         .rows

@@ -7,11 +7,13 @@ pub mod ops;
 pub mod report;
 pub mod servers;
 
+use axiquota_core::store::servers as server_store;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
+use crate::error::ApiError;
 use crate::openapi::ApiDoc;
 
 /// Builds the API routes and their OpenAPI document, without Swagger UI.
@@ -29,4 +31,17 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(ops::ready))
         .routes(routes!(ops::get_metrics))
         .routes(routes!(ops::openapi_document))
+}
+
+/// Fails with 404 when no server has `hostname`.
+pub(crate) async fn require_server(state: &AppState, hostname: &str) -> Result<(), ApiError> {
+    match server_store::find_by_hostname(&state.pool, hostname).await? {
+        Some(_) => Ok(()),
+        None => Err(ApiError::not_found(
+            "server",
+            format!(
+                "server not found: no server has hostname {hostname:?}; list servers with GET /servers"
+            ),
+        )),
+    }
 }

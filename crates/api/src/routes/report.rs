@@ -1,12 +1,12 @@
 //! `GET /report`: the full report (streamed), one domain, or one account.
 
 use axiquota_core::store::report::{self, AccountRow, DomainRow};
-use axiquota_core::store::servers;
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use utoipa::IntoParams;
 
+use super::require_server;
 use crate::AppState;
 use crate::auth::ReadAccess;
 use crate::csv;
@@ -98,19 +98,6 @@ pub async fn get_report(
                 Format::Csv => csv::response(body, "report.csv"),
             })
         }
-    }
-}
-
-/// Fails with 404 when no server has `hostname`.
-async fn require_server(state: &AppState, hostname: &str) -> Result<(), ApiError> {
-    match servers::find_by_hostname(&state.pool, hostname).await? {
-        Some(_) => Ok(()),
-        None => Err(ApiError::not_found(
-            "server",
-            format!(
-                "server not found: no server has hostname {hostname:?}; list servers with GET /servers"
-            ),
-        )),
     }
 }
 

@@ -25,6 +25,10 @@ use crate::axigen::tls;
 use crate::model::ServerEndpoint;
 use crate::secret::Secret;
 
+/// The fix for a plain client at a port that expects TLS, which never
+/// sends the banner.
+const TLS_PORT_HINT: &str = "if this port expects TLS, set cli_tls to true";
+
 /// Size of one socket read.
 const READ_CHUNK: usize = 16 * 1024;
 
@@ -182,16 +186,16 @@ impl Connection {
         {
             Ok(banner) => banner,
             // A TLS listener waits for a handshake that a plain client never
-            // sends, then closes.
+            // sends, then closes or stays silent.
             Err(CliError::Closed { during, detail }) if !endpoint.cli_tls => {
                 return Err(CliError::Closed {
                     during,
-                    detail: format!("{detail}; if this port expects TLS, set cli_tls to true"),
+                    detail: format!("{detail}; {TLS_PORT_HINT}"),
                 });
             }
             Err(CliError::TimedOut { during, after }) if !endpoint.cli_tls => {
                 return Err(CliError::TimedOut {
-                    during: format!("{during} (if this port expects TLS, set cli_tls to true)"),
+                    during: format!("{during} ({TLS_PORT_HINT})"),
                     after,
                 });
             }
