@@ -171,6 +171,19 @@ async fn snapshot_replaces_rows_of_that_server_only(pool: PgPool) {
     assert_eq!(account_rows(&pool, second.id).await, second_before);
 }
 
+/// Registers a server under `hostname`, stores the sample snapshot "a"
+/// for it and returns its id.
+async fn server_with_snapshot(pool: &PgPool, vault: &Vault, hostname: &str) -> Uuid {
+    let server = servers::insert(pool, vault, &new_server(hostname))
+        .await
+        .unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    snapshot::replace_snapshot(&mut conn, server.id, &sample_snapshot("a"))
+        .await
+        .unwrap();
+    server.id
+}
+
 /// Returns (id, name, display name, status) of a server's domains by name.
 async fn domain_rows(pool: &PgPool, server_id: Uuid) -> Vec<(i64, String, Option<String>, String)> {
     sqlx::query_as(
@@ -185,14 +198,9 @@ async fn domain_rows(pool: &PgPool, server_id: Uuid) -> Vec<(i64, String, Option
 #[sqlx::test(migrations = "../../migrations")]
 async fn snapshot_updates_kept_domains_and_drops_vanished(pool: PgPool) {
     let vault = vault();
-    let server = servers::insert(&pool, &vault, &new_server("mx1.example.net"))
-        .await
-        .unwrap();
+    let server_id = server_with_snapshot(&pool, &vault, "mx1.example.net").await;
     let mut conn = pool.acquire().await.unwrap();
-    snapshot::replace_snapshot(&mut conn, server.id, &sample_snapshot("a"))
-        .await
-        .unwrap();
-    let before = domain_rows(&pool, server.id).await;
+    let before = domain_rows(&pool, server_id).await;
     assert_eq!(before.len(), 2);
 
     // The first domain comes back in other letter case and disabled; the
@@ -201,11 +209,11 @@ async fn snapshot_updates_kept_domains_and_drops_vanished(pool: PgPool) {
     changed.domains[0].name = "example-a.com".to_owned();
     changed.domains[0].status = DomainStatus::Disabled;
     changed.domains[1].name = "new-a.example".to_owned();
-    snapshot::replace_snapshot(&mut conn, server.id, &changed)
+    snapshot::replace_snapshot(&mut conn, server_id, &changed)
         .await
         .unwrap();
 
-    let after = domain_rows(&pool, server.id).await;
+    let after = domain_rows(&pool, server_id).await;
     let names: Vec<&str> = after.iter().map(|row| row.1.as_str()).collect();
     assert_eq!(names, ["example-a.com", "new-a.example"]);
     assert_eq!(after[0].0, before[0].0, "a kept domain keeps its id");
@@ -324,14 +332,8 @@ async fn deleting_server_removes_its_snapshot(pool: PgPool) {
 #[sqlx::test(migrations = "../../migrations")]
 async fn account_in_foreign_domain_is_rejected(pool: PgPool) {
     let vault = vault();
-    let first = servers::insert(&pool, &vault, &new_server("mx1.example.net"))
-        .await
-        .unwrap();
+    let first_id = server_with_snapshot(&pool, &vault, "mx1.example.net").await;
     let second = servers::insert(&pool, &vault, &new_server("mx2.example.net"))
-        .await
-        .unwrap();
-    let mut conn = pool.acquire().await.unwrap();
-    snapshot::replace_snapshot(&mut conn, first.id, &sample_snapshot("a"))
         .await
         .unwrap();
 
@@ -350,7 +352,7 @@ async fn account_in_foreign_domain_is_rejected(pool: PgPool) {
         .map(str::to_owned);
     assert_eq!(constraint.as_deref(), Some("accounts_domain_fkey"));
     assert_eq!(account_rows(&pool, second.id).await.len(), 0);
-    assert_eq!(account_rows(&pool, first.id).await.len(), 3);
+    assert_eq!(account_rows(&pool, first_id).await.len(), 3);
 }
 
 #[sqlx::test(migrations = "../../migrations")]

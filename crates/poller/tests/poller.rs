@@ -58,6 +58,34 @@ impl Fixture {
             .id
     }
 
+    /// Starts and registers `count` fake servers on 127.0.0.`first_host` and
+    /// up, each adding `latency_ms` to every reply, with two domains of five
+    /// accounts.
+    async fn start_slow_servers(
+        &self,
+        first_host: u8,
+        count: u8,
+        latency_ms: u64,
+    ) -> (Vec<Uuid>, Vec<SimHandle>) {
+        let mut ids = Vec::new();
+        let mut sims = Vec::new();
+        for index in 0..count {
+            let host = first_host + index;
+            let sim = start(
+                host,
+                data(u64::from(host) - 1, 2, 5),
+                Behavior {
+                    reply_latency: Duration::from_millis(latency_ms),
+                    ..Behavior::default()
+                },
+            )
+            .await;
+            ids.push(self.register(&sim, "secret").await);
+            sims.push(sim);
+        }
+        (ids, sims)
+    }
+
     async fn stored_accounts(&self, server_id: Uuid) -> BTreeSet<StoredAccount> {
         let rows: Vec<StoredAccount> = sqlx::query_as(
             "SELECT d.name, a.local_part, a.quota_kb, a.used_kb, d.status \
@@ -428,23 +456,9 @@ async fn failing_servers_keep_previous_snapshot(pool: PgPool) {
 #[sqlx::test(migrations = "../../migrations")]
 async fn concurrent_pollers_write_each_server_once(pool: PgPool) {
     let fixture = Fixture::new(pool);
-    let mut ids = Vec::new();
-    let mut sims = Vec::new();
-    for index in 0..4 {
-        // Latency keeps every collection running long enough for both
-        // pollers to try every lock while the first holder still has it.
-        let sim = start(
-            31 + index as u8,
-            data(30 + index, 2, 5),
-            Behavior {
-                reply_latency: Duration::from_millis(20),
-                ..Behavior::default()
-            },
-        )
-        .await;
-        ids.push(fixture.register(&sim, "secret").await);
-        sims.push(sim);
-    }
+    // Latency keeps every collection running long enough for both pollers
+    // to try every lock while the first holder still has it.
+    let (ids, sims) = fixture.start_slow_servers(31, 4, 20).await;
 
     let settings = settings();
     let token = CancellationToken::new();
@@ -478,22 +492,8 @@ async fn concurrent_pollers_write_each_server_once(pool: PgPool) {
 #[sqlx::test(migrations = "../../migrations")]
 async fn more_servers_than_pool_connections_poll_at_once(pool: PgPool) {
     let fixture = Fixture::new(pool);
-    let mut ids = Vec::new();
-    let mut sims = Vec::new();
-    for index in 0..6 {
-        // Latency keeps all six collections running at the same time.
-        let sim = start(
-            71 + index as u8,
-            data(70 + index, 2, 5),
-            Behavior {
-                reply_latency: Duration::from_millis(30),
-                ..Behavior::default()
-            },
-        )
-        .await;
-        ids.push(fixture.register(&sim, "secret").await);
-        sims.push(sim);
-    }
+    // Latency keeps all six collections running at the same time.
+    let (ids, sims) = fixture.start_slow_servers(71, 6, 30).await;
     let small_pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(2)
         .connect_with((*fixture.pool.connect_options()).clone())
@@ -505,19 +505,19 @@ async fn more_servers_than_pool_connections_poll_at_once(pool: PgPool) {
     let done = CancellationToken::new();
     let watcher_done = done.clone();
     let watcher = tokio::spawn(async move {
-        let mut max_held = 0;
+        let mut max_locks = 0;
         while !watcher_done.is_cancelled() {
-            let held: i64 = sqlx::query_scalar(
+            let locks: i64 = sqlx::query_scalar(
                 "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted \
                  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
             )
             .fetch_one(&watcher_pool)
             .await
             .unwrap();
-            max_held = max_held.max(held);
+            max_locks = max_locks.max(locks);
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        max_held
+        max_locks
     });
 
     let settings = PollSettings {
