@@ -188,12 +188,12 @@ pub fn fingerprints(values: &[String]) -> Result<Vec<String>, ApiError> {
             .collect::<String>()
             .to_ascii_lowercase();
         if digits.len() != 64 || !digits.bytes().all(|byte| byte.is_ascii_hexdigit()) {
-            let shown: String = value.chars().take(100).collect();
+            let excerpt: String = value.chars().take(100).collect();
             return Err(ApiError::bad_request(
                 FIELD,
                 format!(
-                    "invalid tls_fingerprints entry {shown:?}: expected a SHA-256 fingerprint of \
-                     64 hex digits, with or without colons, as `openssl x509 -noout \
+                    "invalid tls_fingerprints entry {excerpt:?}: expected a SHA-256 fingerprint of \
+                     64 hex digits, with or without colons or spaces, as `openssl x509 -noout \
                      -fingerprint -sha256` prints it"
                 ),
             ));

@@ -492,7 +492,7 @@ fn print_poll(args: &RunArgs, figures: &PollFigures) {
         cores
     );
     // The busy CPU time of every process, spread over all cores, is a
-    // second lower bound; the poll cannot beat the larger of the two.
+    // second lower bound, and the poll cannot beat the larger of the two.
     let cpu_bound = figures.slow_poll.machine_busy / u32::try_from(cores).unwrap_or(1);
     let larger_bound = bound.max(cpu_bound);
     println!(

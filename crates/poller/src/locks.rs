@@ -11,6 +11,10 @@ use tokio::sync::Mutex;
 use tracing::warn;
 use uuid::Uuid;
 
+// NOTE: every lock of a run hangs on this one connection. If it breaks in
+// the middle of a run, PostgreSQL releases the locks of the servers being
+// polled, so a second poller may collect them too, and the servers not yet
+// started fail with "cannot take the poll lock" until the next run.
 pub(crate) struct PollLocks {
     connection: Mutex<PgConnection>,
 }

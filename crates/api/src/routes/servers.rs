@@ -33,7 +33,7 @@ fn enabled() -> bool {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddServerRequest {
-    /// Label shown in reports; it need not be unique.
+    /// Label shown in reports, which need not be unique.
     #[schema(example = "mx1")]
     pub name: String,
     /// Host name or IP address, without scheme, port or path; unique in any
@@ -58,8 +58,8 @@ pub struct AddServerRequest {
     #[serde(default)]
     #[schema(default = false)]
     pub cli_tls: bool,
-    /// Check TLS certificates against the system's trusted CAs; turn off
-    /// only for self-signed certificates, or set `tls_fingerprints`.
+    /// Check TLS certificates against the system's trusted CAs. For a
+    /// self-signed certificate, set `tls_fingerprints` or turn this off.
     #[serde(default = "enabled")]
     #[schema(default = true)]
     pub tls_verify: bool,
@@ -211,14 +211,14 @@ pub struct UpdateServerRequest {
     pub webadmin_port: Option<i64>,
     /// Admin user for the CLI and WebAdmin.
     pub username: Option<String>,
-    /// Admin password; stored encrypted, never returned.
+    /// Admin password, stored encrypted and never returned.
     #[schema(format = Password)]
     pub password: Option<String>,
     /// The CLI listener speaks TLS from the first byte.
     pub cli_tls: Option<bool>,
     /// Check TLS certificates against the system's trusted CAs.
     pub tls_verify: Option<bool>,
-    /// SHA-256 fingerprints of the certificates to accept; an empty list
+    /// SHA-256 fingerprints of the certificates to accept. An empty list
     /// removes them.
     pub tls_fingerprints: Option<Vec<String>>,
     /// Read usage from the WebAdmin feed before falling back to the CLI.
@@ -287,7 +287,7 @@ impl UpdateServerRequest {
 }
 
 /// Changes a registered server's settings or credentials. Its stored
-/// snapshot and poll history stay; the next poller run uses the new
+/// snapshot and poll history stay, and the next poller run uses the new
 /// settings.
 #[utoipa::path(
     patch,

@@ -178,7 +178,7 @@ impl ServerCertVerifier for CertificateCheck {
     }
 }
 
-/// The certificate presented is not one of the pinned ones.
+/// A presented certificate that is not one of the pinned ones.
 #[derive(Debug, thiserror::Error)]
 #[error(
     "the certificate's SHA-256 fingerprint {presented} is not one of the fingerprints set for \
@@ -189,8 +189,8 @@ struct FingerprintMismatch {
     presented: String,
 }
 
-/// The trust store rejected the certificate; its fingerprint lets the
-/// user pin it instead.
+/// A certificate that the trust store rejected, with the fingerprint that
+/// lets the user pin it instead.
 #[derive(Debug, thiserror::Error)]
 #[error(
     "the certificate is not trusted: {reason}. Its SHA-256 fingerprint is {fingerprint}: after \
