@@ -39,6 +39,9 @@ pub struct Behavior {
     /// given time to within tens of microseconds, not rounded up to whole
     /// milliseconds as tokio's timer would.
     pub reply_latency: Duration,
+    /// What `reply_latency` models, which matters for commands a client
+    /// sends ahead of the prompt.
+    pub latency_kind: LatencyKind,
     /// Split of replies into socket writes.
     pub chunking: Chunking,
     /// Pause between two writes of one reply when `chunking` splits it.
@@ -49,6 +52,10 @@ pub struct Behavior {
     /// How many times `close_mid_reply` fires from the moment this behavior
     /// is set; `None` fires in every session that meets the trigger.
     pub close_mid_reply_times: Option<u64>,
+    /// Drop command lines that arrived before the reply to the previous
+    /// command was sent, as a server that flushes its input after each
+    /// command would. They get no reply.
+    pub discard_typeahead: bool,
 
     // --- Text ---
     /// Start sessions with CONSOLE-CODES on: ANSI colour sequences around
@@ -115,10 +122,12 @@ impl Default for Behavior {
             close_on_accept: false,
             max_sessions: None,
             reply_latency: Duration::ZERO,
+            latency_kind: LatencyKind::Processing,
             chunking: Chunking::Whole,
             chunk_pause: Duration::ZERO,
             close_mid_reply: None,
             close_mid_reply_times: None,
+            discard_typeahead: false,
             console_codes: false,
             quiet: false,
             invalid_utf8: false,
@@ -137,6 +146,19 @@ impl Default for Behavior {
             webadmin: WebAdminBehavior::default(),
         }
     }
+}
+
+/// Meaning of the reply latency of [`Behavior`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LatencyKind {
+    /// Time the server spends on each command: the replies to commands sent
+    /// together leave one latency after another.
+    #[default]
+    Processing,
+    /// A network round trip: each reply leaves one latency after its
+    /// command arrived, so the replies to commands sent together leave
+    /// together.
+    Network,
 }
 
 /// Split of one reply into writes, each flushed on its own.

@@ -31,8 +31,8 @@ mod tls;
 mod webadmin;
 
 pub use behavior::{
-    Behavior, Chunking, MboxSizeUnit, MidReplyTrigger, Stall, Underline, UnlimitedQuota,
-    WebAdminBehavior,
+    Behavior, Chunking, LatencyKind, MboxSizeUnit, MidReplyTrigger, Stall, Underline,
+    UnlimitedQuota, WebAdminBehavior,
 };
 pub use data::{Account, Domain, GenerateSpec, ServerData};
 pub use server::{SimHandle, SimOptions, SimServer, WebAdminMode, start_many};

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use axigen_sim::{
-    Behavior, Chunking, GenerateSpec, MboxSizeUnit, MidReplyTrigger, ServerData, SimHandle,
-    SimOptions, SimServer, Stall, Underline, UnlimitedQuota, WebAdminBehavior, WebAdminMode,
+    Behavior, Chunking, GenerateSpec, LatencyKind, MboxSizeUnit, MidReplyTrigger, ServerData,
+    SimHandle, SimOptions, SimServer, Stall, Underline, UnlimitedQuota, WebAdminBehavior,
+    WebAdminMode,
 };
 use clap::{Args, Parser, ValueEnum};
 
@@ -127,6 +128,10 @@ struct BehaviorArgs {
     /// Pause in milliseconds before every reply.
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
+    /// Meaning of the latency: the server's time per command, or a network
+    /// round trip, which commands sent together share.
+    #[arg(long, value_enum, default_value_t = LatencyKindArg::Processing)]
+    latency_kind: LatencyKindArg,
     /// Split of replies into socket writes.
     #[arg(long, value_enum, default_value_t = ChunkingArg::Whole)]
     chunking: ChunkingArg,
@@ -148,6 +153,10 @@ struct BehaviorArgs {
     /// session that meets the trigger).
     #[arg(long)]
     close_mid_reply_times: Option<u64>,
+    /// Drop commands that arrive before the reply to the previous one was
+    /// sent, unanswered.
+    #[arg(long)]
+    discard_typeahead: bool,
     /// Start sessions with CONSOLE-CODES on (ANSI sequences around prompts,
     /// status words and headers).
     #[arg(long)]
@@ -240,6 +249,12 @@ enum WebAdminModeArg {
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
+enum LatencyKindArg {
+    Processing,
+    Network,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
 enum ChunkingArg {
     Whole,
     Random,
@@ -291,6 +306,10 @@ impl BehaviorArgs {
             close_on_accept: self.close_on_accept,
             max_sessions: self.max_sessions,
             reply_latency: Duration::from_millis(self.latency_ms),
+            latency_kind: match self.latency_kind {
+                LatencyKindArg::Processing => LatencyKind::Processing,
+                LatencyKindArg::Network => LatencyKind::Network,
+            },
             chunking: match self.chunking {
                 ChunkingArg::Whole => Chunking::Whole,
                 ChunkingArg::Random => Chunking::Random {
@@ -301,6 +320,7 @@ impl BehaviorArgs {
             chunk_pause: Duration::from_micros(self.chunk_pause_us),
             close_mid_reply,
             close_mid_reply_times: self.close_mid_reply_times,
+            discard_typeahead: self.discard_typeahead,
             console_codes: self.console_codes,
             quiet: self.quiet,
             invalid_utf8: self.invalid_utf8,

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 /// A copy of one server's counters at one moment.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -33,6 +34,16 @@ pub struct SimStats {
     /// Socket writes made for CLI replies, one per piece when `chunking`
     /// splits them.
     pub cli_writes: u64,
+    /// Command lines already read from the socket, with an earlier line,
+    /// before the reply to that earlier line was sent: commands a client
+    /// sent ahead of the prompt.
+    pub commands_sent_ahead: u64,
+    /// Replies sent after a reply latency pause.
+    pub delayed_replies: u64,
+    /// Microseconds from the start of each such pause to the end of the
+    /// reply's write, summed, so that a benchmark can compute how long the
+    /// replies really took.
+    pub delayed_reply_micros: u64,
     /// WebAdmin HTTP requests received (any path).
     pub webadmin_requests: u64,
     /// WebAdmin requests rejected with 401.
@@ -62,6 +73,9 @@ pub(crate) struct StatsCounters {
     pub(crate) sessions_timed_out: AtomicU64,
     pub(crate) mid_reply_closes: AtomicU64,
     pub(crate) cli_writes: AtomicU64,
+    pub(crate) commands_sent_ahead: AtomicU64,
+    pub(crate) delayed_replies: AtomicU64,
+    pub(crate) delayed_reply_micros: AtomicU64,
     pub(crate) webadmin_requests: AtomicU64,
     pub(crate) webadmin_unauthorized: AtomicU64,
 }
@@ -96,6 +110,13 @@ impl StatsCounters {
         counter.fetch_add(1, Ordering::SeqCst);
     }
 
+    pub(crate) fn record_delayed_reply(&self, took: Duration) {
+        self.delayed_replies.fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.delayed_reply_micros
+            .fetch_add(micros, Ordering::Relaxed);
+    }
+
     pub(crate) fn snapshot(&self) -> SimStats {
         let load = |counter: &AtomicU64| counter.load(Ordering::SeqCst);
         let commands = self
@@ -121,6 +142,9 @@ impl StatsCounters {
             sessions_timed_out: load(&self.sessions_timed_out),
             mid_reply_closes: load(&self.mid_reply_closes),
             cli_writes: load(&self.cli_writes),
+            commands_sent_ahead: load(&self.commands_sent_ahead),
+            delayed_replies: load(&self.delayed_replies),
+            delayed_reply_micros: load(&self.delayed_reply_micros),
             webadmin_requests: load(&self.webadmin_requests),
             webadmin_unauthorized: load(&self.webadmin_unauthorized),
         }

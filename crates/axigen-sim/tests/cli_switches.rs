@@ -3,10 +3,12 @@
 mod common;
 
 use axigen_sim::{
-    Behavior, Chunking, MboxSizeUnit, ServerData, SimHandle, SimOptions, SimServer, Underline,
-    UnlimitedQuota,
+    Behavior, Chunking, LatencyKind, MboxSizeUnit, ServerData, SimHandle, SimOptions, SimServer,
+    Underline, UnlimitedQuota,
 };
 use common::{RawClient, example_data, unit_data};
+use std::time::{Duration, Instant};
+
 use tokio::net::TcpStream;
 
 async fn start(data: ServerData, behavior: Behavior) -> SimHandle {
@@ -564,4 +566,50 @@ async fn set_data_serves_new_sessions() {
     let reply = second.command("LIST AllDomains").await;
     assert!(reply.contains("\r\nName-Server.com "), "{reply:?}");
     assert!(!reply.contains("old.example"), "{reply:?}");
+}
+
+/// Logs in, sends `count` commands in one write and returns how long their
+/// replies took, with the server's count of commands sent ahead.
+async fn time_commands_sent_together(
+    latency_kind: LatencyKind,
+    latency: Duration,
+    count: usize,
+) -> (Duration, u64) {
+    let behavior = Behavior {
+        reply_latency: latency,
+        latency_kind,
+        ..Behavior::default()
+    };
+    let server = start(example_data(), behavior).await;
+    let mut client = logged_in(&server).await;
+
+    let started = Instant::now();
+    client
+        .send_bytes("GET VERSION\r\n".repeat(count).as_bytes())
+        .await;
+    let mut replies = 0;
+    while replies < count {
+        let text = String::from_utf8(client.read_reply().await).unwrap();
+        replies += text.matches("+OK").count();
+    }
+    (started.elapsed(), server.stats().commands_sent_ahead)
+}
+
+#[tokio::test]
+async fn latency_kinds_differ_for_commands_sent_together() {
+    let latency = Duration::from_millis(300);
+
+    // Processing time adds up: the pauses run one after the other and never
+    // end early.
+    let (elapsed, sent_ahead) =
+        time_commands_sent_together(LatencyKind::Processing, latency, 4).await;
+    assert!(elapsed >= 4 * latency, "{elapsed:?}");
+    assert_eq!(sent_ahead, 3);
+
+    // A network round trip is shared: all four replies leave about one
+    // latency after the write, far below the four latencies above.
+    let (elapsed, sent_ahead) = time_commands_sent_together(LatencyKind::Network, latency, 4).await;
+    assert!(elapsed >= latency, "{elapsed:?}");
+    assert!(elapsed < 4 * latency, "{elapsed:?}");
+    assert_eq!(sent_ahead, 3);
 }

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axigen_sim::{Behavior, Chunking, MboxSizeUnit, Underline, UnlimitedQuota, WebAdminMode};
-use axiquota_core::axigen::collector::collect;
+use axiquota_core::axigen::collector::{CollectOptions, collect};
 use axiquota_core::model::UsageSource;
 
 use axigen_common::*;
@@ -105,8 +105,10 @@ fn variants() -> Vec<Variant> {
     variants
 }
 
-#[tokio::test]
-async fn every_variant_gives_served_data() {
+/// Collects every variant with `options` and checks the snapshot against
+/// the served data. Returns how many commands the servers saw sent ahead.
+async fn collect_every_variant(options: &CollectOptions) -> u64 {
+    let mut sent_ahead = 0;
     for (index, variant) in variants().into_iter().enumerate() {
         let data = sample_data(100 + index as u64);
         let server = start_with(
@@ -117,7 +119,7 @@ async fn every_variant_gives_served_data() {
         )
         .await;
 
-        let snapshot = collect(&endpoint(&server), &patient_options())
+        let snapshot = collect(&endpoint(&server), options)
             .await
             .unwrap_or_else(|error| panic!("variant \"{}\": {error}", variant.name));
 
@@ -135,8 +137,26 @@ async fn every_variant_gives_served_data() {
             variant.name
         );
         assert_read_only(&server);
+        sent_ahead += server.stats().commands_sent_ahead;
         server.shutdown().await;
     }
+    sent_ahead
+}
+
+#[tokio::test]
+async fn every_variant_gives_served_data() {
+    let sent_ahead = collect_every_variant(&patient_options()).await;
+    assert_eq!(sent_ahead, 0, "commands were sent before their prompt");
+}
+
+#[tokio::test]
+async fn every_variant_gives_served_data_when_sending_ahead() {
+    let options = CollectOptions {
+        send_ahead: true,
+        ..patient_options()
+    };
+    let sent_ahead = collect_every_variant(&options).await;
+    assert!(sent_ahead > 0, "no command was sent ahead");
 }
 
 #[tokio::test]

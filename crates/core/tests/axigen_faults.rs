@@ -135,6 +135,19 @@ fn address(data: &ServerData, domain: usize, account: usize) -> (String, String)
 
 #[tokio::test]
 async fn rejected_objects_are_skipped() {
+    rejected_objects_are_skipped_with(patient_options()).await;
+}
+
+#[tokio::test]
+async fn rejected_objects_are_skipped_when_sending_ahead() {
+    let options = CollectOptions {
+        send_ahead: true,
+        ..patient_options()
+    };
+    rejected_objects_are_skipped_with(options).await;
+}
+
+async fn rejected_objects_are_skipped_with(options: CollectOptions) {
     let data = sample_data(6);
     let (gone_domain, _) = address(&data, 1, 0);
     let (domain_a, vanished) = address(&data, 0, 2);
@@ -147,9 +160,7 @@ async fn rejected_objects_are_skipped() {
     };
     let server = start(data.clone(), behavior).await;
 
-    let snapshot = collect(&endpoint(&server), &patient_options())
-        .await
-        .unwrap();
+    let snapshot = collect(&endpoint(&server), &options).await.unwrap();
 
     let mut want = expected_cli(&data);
     want.remove(&gone_domain);
@@ -227,16 +238,29 @@ fn data_with_vanished(count: usize) -> (ServerData, Vec<String>, Vec<String>) {
 
 #[tokio::test]
 async fn session_replaced_before_error_limit() {
+    session_replaced_before_error_limit_with(false).await;
+}
+
+#[tokio::test]
+async fn session_replaced_before_error_limit_when_sending_ahead() {
+    session_replaced_before_error_limit_with(true).await;
+}
+
+async fn session_replaced_before_error_limit_with(send_ahead: bool) {
     let (data, names, addresses) = data_with_vanished(12);
+    // Sending ahead, one vanished account costs up to 5 errors, so the
+    // client keeps its sessions further from the limit.
+    let (max_errors, client_limit) = if send_ahead { (10, 9) } else { (6, 5) };
     let behavior = Behavior {
-        max_errors: 6,
+        max_errors,
         vanished_accounts: addresses,
         ..Behavior::default()
     };
     let server = start(data.clone(), behavior).await;
     let options = CollectOptions {
         sessions_per_server: 1,
-        max_errors_per_session: 5,
+        max_errors_per_session: client_limit,
+        send_ahead,
         ..patient_options()
     };
 
@@ -256,7 +280,7 @@ async fn session_replaced_before_error_limit() {
     );
     assert!(
         stats.logins_succeeded >= 4,
-        "12 errors at most 5 per session: {}",
+        "12 vanished accounts, at most {client_limit} errors per session: {} logins",
         stats.logins_succeeded
     );
 }
@@ -698,8 +722,6 @@ async fn account_missing_from_feed_uses_cli() {
 
     let mut endpoint = feed_endpoint(&server, true);
     endpoint.webadmin_port = port;
-    let snapshot = collect(&endpoint, &patient_options()).await.unwrap();
-    assert_eq!(snapshot.webadmin_error, None);
     let want = expected(&data, false, |domain, account| {
         if listed.contains(&(domain.to_owned(), account.to_owned())) {
             UsageSource::Webadmin
@@ -707,6 +729,41 @@ async fn account_missing_from_feed_uses_cli() {
             UsageSource::Cli
         }
     });
-    assert_eq!(comparable(&snapshot), want);
-    assert_eq!(snapshot.usage_source_summary(), "mixed");
+    for send_ahead in [false, true] {
+        let options = CollectOptions {
+            send_ahead,
+            ..patient_options()
+        };
+        let snapshot = collect(&endpoint, &options).await.unwrap();
+        assert_eq!(snapshot.webadmin_error, None, "send_ahead {send_ahead}");
+        assert_eq!(comparable(&snapshot), want, "send_ahead {send_ahead}");
+        assert_eq!(snapshot.usage_source_summary(), "mixed");
+    }
+    assert!(server.stats().commands_sent_ahead > 0);
+}
+
+#[tokio::test]
+async fn dropped_batch_falls_back_to_single_commands() {
+    let data = sample_data(21);
+    let behavior = Behavior {
+        discard_typeahead: true,
+        ..Behavior::default()
+    };
+    let server = start(data.clone(), behavior).await;
+    // The first batch waits for this long before the client gives up on
+    // sending ahead.
+    let options = CollectOptions {
+        sessions_per_server: 1,
+        send_ahead: true,
+        reply_timeout: Duration::from_millis(300),
+        ..patient_options()
+    };
+
+    let snapshot = collect(&endpoint(&server), &options).await.unwrap();
+    assert_eq!(comparable(&snapshot), expected_cli(&data));
+    assert!(snapshot.skipped.is_empty(), "{:?}", snapshot.skipped);
+    // One session lost its batch and was replaced; every later account
+    // was read one command at a time on the second.
+    assert_eq!(server.stats().logins_succeeded, 2);
+    assert_read_only(&server);
 }

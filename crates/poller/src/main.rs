@@ -59,6 +59,13 @@ struct Cli {
           value_parser = clap::value_parser!(u16).range(1..=16))]
     sessions_per_server: u16,
 
+    /// Send each account's CLI commands in one write instead of waiting
+    /// for the prompt after each: one round trip per account instead of
+    /// five or six. A server that leaves them unanswered for the reply
+    /// timeout is read one command at a time for the rest of the run
+    #[arg(long, env = "POLL_SEND_AHEAD")]
+    send_ahead: bool,
+
     /// Time allowed for collecting one server, for example 10m
     #[arg(long, env = "POLL_SERVER_TIMEOUT", default_value = "10m", value_parser = humantime::parse_duration)]
     server_timeout: Duration,
@@ -91,6 +98,7 @@ impl Cli {
             sessions_per_server: usize::from(self.sessions_per_server),
             connect_timeout: self.connect_timeout,
             reply_timeout: self.reply_timeout,
+            send_ahead: self.send_ahead,
             ..CollectOptions::default()
         };
         PollSettings {

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, BufReader};
 
@@ -139,14 +140,26 @@ impl Session {
             self.behavior.chunking,
             self.behavior.chunk_pause,
             self.behavior.reply_latency,
+            self.behavior.latency_kind,
             session_number,
             self.shared.clone(),
         );
 
-        writer.send(&self.banner()).await?;
+        writer.send(&self.banner(), Instant::now()).await?;
         let mut line = Vec::new();
+        // When the last read from the socket ended.
+        let mut arrived = Instant::now();
         loop {
             line.clear();
+            // The buffer fills only in a read, so any bytes in it now
+            // arrived before the previous reply went out.
+            let buffered = reader.buffer().len();
+            let sent_ahead = buffered > 0 && !self.behavior.discard_typeahead;
+            if sent_ahead {
+                StatsCounters::increment(&self.shared.stats.commands_sent_ahead);
+            } else if buffered > 0 {
+                reader.consume(buffered);
+            }
             let mut limited = (&mut reader).take(MAX_LINE_BYTES);
             let read = limited.read_until(b'\n', &mut line);
             let count = match tokio::time::timeout(self.behavior.idle_timeout, read).await {
@@ -160,6 +173,9 @@ impl Session {
             };
             if count == 0 {
                 return Ok(());
+            }
+            if !sent_ahead {
+                arrived = Instant::now();
             }
             if line.last() != Some(&b'\n') && count as u64 >= MAX_LINE_BYTES {
                 tracing::debug!("cli session closed: command line over {MAX_LINE_BYTES} bytes");
@@ -175,9 +191,9 @@ impl Session {
             if cut {
                 StatsCounters::increment(&self.shared.stats.mid_reply_closes);
                 tracing::debug!("cli reply cut in the middle by the close-mid-reply switch");
-                return writer.send_half_and_close(&reply.bytes).await;
+                return writer.send_half_and_close(&reply.bytes, arrived).await;
             }
-            writer.send(&reply.bytes).await?;
+            writer.send(&reply.bytes, arrived).await?;
             if logged_in_before {
                 self.replies_since_login += 1;
             }

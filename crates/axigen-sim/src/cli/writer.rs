@@ -2,11 +2,11 @@
 //! or cut into small writes, or only the first half before a close.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use crate::behavior::Chunking;
+use crate::behavior::{Chunking, LatencyKind};
 use crate::rng::SplitMix64;
 use crate::server::Shared;
 use crate::stats::StatsCounters;
@@ -19,6 +19,7 @@ pub(crate) struct ReplyWriter<W> {
     chunking: Chunking,
     pause: Duration,
     latency: Duration,
+    latency_kind: LatencyKind,
     rng: SplitMix64,
     shared: Arc<Shared>,
 }
@@ -30,6 +31,7 @@ impl<W: AsyncWrite + Unpin> ReplyWriter<W> {
         chunking: Chunking,
         pause: Duration,
         latency: Duration,
+        latency_kind: LatencyKind,
         session_number: u64,
         shared: Arc<Shared>,
     ) -> Self {
@@ -42,16 +44,30 @@ impl<W: AsyncWrite + Unpin> ReplyWriter<W> {
             chunking,
             pause,
             latency,
+            latency_kind,
             rng: SplitMix64::new(seed),
             shared,
         }
     }
 
-    /// Sends one reply, waiting for the configured latency first.
-    pub(crate) async fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        if !self.latency.is_zero() {
-            crate::delay::pause(self.latency).await;
+    /// Sends one reply, waiting for the configured latency first: from now
+    /// for [`LatencyKind::Processing`], from `arrived`, when the command
+    /// arrived, for [`LatencyKind::Network`].
+    pub(crate) async fn send(&mut self, bytes: &[u8], arrived: Instant) -> std::io::Result<()> {
+        if self.latency.is_zero() {
+            return self.write_reply(bytes).await;
         }
+        let started = match self.latency_kind {
+            LatencyKind::Processing => Instant::now(),
+            LatencyKind::Network => arrived,
+        };
+        crate::delay::pause_until(started + self.latency).await;
+        self.write_reply(bytes).await?;
+        self.shared.stats.record_delayed_reply(started.elapsed());
+        Ok(())
+    }
+
+    async fn write_reply(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         match self.chunking {
             Chunking::Whole => {
                 StatsCounters::increment(&self.shared.stats.cli_writes);
@@ -78,9 +94,13 @@ impl<W: AsyncWrite + Unpin> ReplyWriter<W> {
 
     /// Sends the first half of a reply (at least one byte) and closes the
     /// connection, as a server that dies while replying does.
-    pub(crate) async fn send_half_and_close(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+    pub(crate) async fn send_half_and_close(
+        &mut self,
+        bytes: &[u8],
+        arrived: Instant,
+    ) -> std::io::Result<()> {
         let half = (bytes.len() / 2).max(1).min(bytes.len());
-        self.send(&bytes[..half]).await?;
+        self.send(&bytes[..half], arrived).await?;
         self.close().await
     }
 

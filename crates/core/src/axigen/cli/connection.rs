@@ -286,16 +286,55 @@ impl Connection {
     /// [`CliError::Rejected`] for an `-ERR` reply (the session stays
     /// usable); any other error leaves the connection unusable.
     pub async fn command(&mut self, command: &str) -> Result<Reply, CliError> {
-        if command.chars().any(char::is_control) {
-            return Err(CliError::Protocol {
-                line: command.escape_default().to_string(),
-                detail: "refusing to send a command that contains a control character".to_owned(),
-            });
-        }
-
+        check_command(command)?;
         debug!(command, "sending");
         self.send_line(command, command).await?;
         let frame = self.read_frame(FrameMode::Command, command).await?;
+        self.reply(command, frame)
+    }
+
+    /// Sends several command lines in one write, without waiting for a
+    /// prompt between them, and reads their replies in order. The server
+    /// runs them one after the other as if each had been sent after the
+    /// previous prompt, so a rejected command does not stop the rest.
+    ///
+    /// # Errors
+    ///
+    /// The outer error is fatal and leaves the connection unusable; an inner
+    /// [`CliError::Rejected`] is one command's `-ERR` reply.
+    pub async fn commands(
+        &mut self,
+        commands: &[&str],
+    ) -> Result<Vec<Result<Reply, CliError>>, CliError> {
+        let Some(first) = commands.first() else {
+            return Ok(Vec::new());
+        };
+        for command in commands {
+            check_command(command)?;
+        }
+        debug!(?commands, "sending ahead");
+        self.send_line(&commands.join("\r\n"), first).await?;
+        self.reader.expect_ahead(commands.len() - 1);
+        let mut replies = Vec::with_capacity(commands.len());
+        for command in commands {
+            let frame = match self.read_frame(FrameMode::Command, command).await {
+                Ok(frame) => frame,
+                Err(error) => {
+                    self.reader.expect_ahead(0);
+                    return Err(error);
+                }
+            };
+            match self.reply(command, frame) {
+                Ok(reply) => replies.push(Ok(reply)),
+                Err(error @ CliError::Rejected { .. }) => replies.push(Err(error)),
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(replies)
+    }
+
+    /// Turns the frame read for `command` into its reply.
+    fn reply(&mut self, command: &str, frame: Frame) -> Result<Reply, CliError> {
         let Frame {
             lines,
             status,
@@ -394,6 +433,11 @@ impl Connection {
 
     async fn read_frame(&mut self, mode: FrameMode, label: &str) -> Result<Frame, CliError> {
         loop {
+            // A reply to a command sent ahead may have arrived with the
+            // previous one.
+            if let Some(frame) = self.reader.take_frame(mode) {
+                return Ok(frame);
+            }
             let read = timeout(
                 self.options.reply_timeout,
                 self.stream.read(&mut self.read_buffer),
@@ -431,9 +475,6 @@ impl Connection {
                     limit: self.options.max_reply_bytes,
                 }));
             }
-            if let Some(frame) = self.reader.take_frame(mode) {
-                return Ok(frame);
-            }
         }
     }
 
@@ -455,6 +496,18 @@ impl Connection {
         };
         self.fail(error)
     }
+}
+
+/// Rejects a command with a control character, which could end the line
+/// early and smuggle in a second command.
+fn check_command(command: &str) -> Result<(), CliError> {
+    if command.chars().any(char::is_control) {
+        return Err(CliError::Protocol {
+            line: command.escape_default().to_string(),
+            detail: "refusing to send a command that contains a control character".to_owned(),
+        });
+    }
+    Ok(())
 }
 
 async fn open_stream(

@@ -6,6 +6,13 @@
 //! (`+OK...` or `-ERR...`) and the data read so far ends with a prompt
 //! (`<path> `, no newline). Terminal control codes are removed first, so a
 //! code split across reads or wrapped around a prompt changes nothing.
+//!
+//! When commands were sent ahead (pipelined), the next reply may follow a
+//! prompt in the same read. The connection then sets how many replies to
+//! expect, and a status line followed by a whole prompt ends a reply even
+//! with more data after it.
+
+use std::collections::VecDeque;
 
 /// Maximum length of an accepted prompt path. Real paths are short
 /// (`domain-account-quotas`), so a longer `<...> ` tail is body text.
@@ -199,6 +206,12 @@ pub(crate) struct ReplyReader {
     raw_len: usize,
     /// Scratch space for filtered bytes.
     filtered: Vec<u8>,
+    /// Replies still expected after the one being read, for commands sent
+    /// ahead. While it is above zero, a prompt after a status line ends a
+    /// reply even when more data follows it.
+    ahead: usize,
+    /// Replies ended that way, oldest first.
+    ready: VecDeque<Frame>,
 }
 
 impl ReplyReader {
@@ -208,8 +221,15 @@ impl ReplyReader {
         self.filtered.clear();
         self.filter.filter(data, &mut self.filtered);
 
-        let mut rest = self.filtered.as_slice();
-        while let Some(newline) = rest.iter().position(|&byte| byte == b'\n') {
+        let filtered = std::mem::take(&mut self.filtered);
+        let mut rest = filtered.as_slice();
+        loop {
+            if self.ahead > 0 && self.ends_with_status() {
+                rest = self.end_at_prompt(rest);
+            }
+            let Some(newline) = rest.iter().position(|&byte| byte == b'\n') else {
+                break;
+            };
             self.partial.extend_from_slice(&rest[..newline]);
             rest = &rest[newline + 1..];
 
@@ -220,6 +240,39 @@ impl ReplyReader {
             self.lines.push(decode(line));
         }
         self.partial.extend_from_slice(rest);
+        self.filtered = filtered;
+    }
+
+    /// Expects `count` more replies after the one being read, to commands
+    /// that were sent ahead.
+    pub(crate) fn expect_ahead(&mut self, count: usize) {
+        self.ahead = count;
+    }
+
+    /// Moves the bytes of a prompt from the start of `rest` into the
+    /// unfinished line. When the prompt is whole and more data follows, the
+    /// reply ends there and waits in `ready`. Returns the bytes not taken.
+    fn end_at_prompt<'a>(&mut self, mut rest: &'a [u8]) -> &'a [u8] {
+        while prompt_path(&self.partial).is_none() {
+            let Some((&byte, tail)) = rest.split_first() else {
+                return rest;
+            };
+            if !extends_prompt(&self.partial, byte) {
+                return rest;
+            }
+            self.partial.push(byte);
+            rest = tail;
+        }
+        if rest.is_empty() {
+            // A prompt at the end of the data: take_frame ends the reply.
+            return rest;
+        }
+        let prompt = prompt_path(&self.partial).map(str::to_owned);
+        self.partial.clear();
+        let frame = self.finish(prompt);
+        self.ready.push_back(frame);
+        self.ahead -= 1;
+        rest
     }
 
     /// Raw bytes received for the current reply so far.
@@ -250,6 +303,9 @@ impl ReplyReader {
 
     /// Takes the complete reply when the data read so far ends one.
     pub(crate) fn take_frame(&mut self, mode: FrameMode) -> Option<Frame> {
+        if let Some(frame) = self.ready.pop_front() {
+            return Some(frame);
+        }
         let prompt = self.pending_prompt()?;
         let complete = match mode {
             FrameMode::Command => self.ends_with_status(),
@@ -263,6 +319,7 @@ impl ReplyReader {
 
         let prompt = prompt.to_owned();
         self.partial.clear();
+        self.ahead = self.ahead.saturating_sub(1);
         Some(self.finish(Some(prompt)))
     }
 
@@ -300,6 +357,16 @@ fn decode(bytes: Vec<u8>) -> String {
     match String::from_utf8(bytes) {
         Ok(text) => text,
         Err(error) => String::from_utf8_lossy(error.as_bytes()).into_owned(),
+    }
+}
+
+/// Tells whether `partial` followed by `byte` can still become a prompt.
+fn extends_prompt(partial: &[u8], byte: u8) -> bool {
+    match partial.last() {
+        None => byte == b'<',
+        _ if partial[0] != b'<' => false,
+        Some(b'>') => byte == b' ',
+        Some(_) => partial.len() <= MAX_PROMPT_PATH && byte != b'<' && !byte.is_ascii_control(),
     }
 }
 
@@ -511,5 +578,83 @@ mod tests {
             }
         }
         assert_eq!(frames, frames_with_cuts(SESSION, &[]));
+    }
+
+    /// Replies to commands sent together: the account's quota read.
+    const AHEAD: &[&[u8]] = &[
+        b"+OK: command successful\r\n<domain-account#> ",
+        b"+OK: command successful\r\n\x1b[1m<domain-account-quotas#> \x1b[0m",
+        b"totalMessageSize = 1048576 [explicit]\r\n+OK: command successful\r\n<domain-account-quotas#> ",
+        b"-ERR: no such attribute\r\n<domain-account#> ",
+        b"+OK: command successful\r\n<domain#> ",
+    ];
+
+    /// Feeds the replies in `AHEAD` as one stream cut at `cuts`, telling
+    /// the reader to expect them all, and returns every frame taken.
+    fn frames_ahead(cuts: &[usize]) -> Vec<Frame> {
+        let stream = AHEAD.concat();
+        let mut points: Vec<usize> = cuts.iter().map(|cut| cut % stream.len()).collect();
+        points.push(stream.len());
+        points.sort_unstable();
+
+        let mut reader = ReplyReader::default();
+        reader.expect_ahead(AHEAD.len() - 1);
+        let mut frames = Vec::new();
+        let mut start = 0;
+        for point in points {
+            reader.push(&stream[start..point]);
+            start = point;
+            while let Some(frame) = reader.take_frame(FrameMode::Command) {
+                frames.push(frame);
+            }
+        }
+        assert!(
+            reader.partial.is_empty() && reader.lines.is_empty(),
+            "text left after the last reply"
+        );
+        assert_eq!(reader.ahead, 0, "replies still expected after the last one");
+        frames
+    }
+
+    #[test]
+    fn replies_sent_ahead_end_at_each_prompt() {
+        let one_by_one: Vec<(&[u8], FrameMode)> = AHEAD
+            .iter()
+            .map(|reply| (*reply, FrameMode::Command))
+            .collect();
+        let frames = frames_ahead(&[]);
+        assert_eq!(frames, frames_with_cuts(&one_by_one, &[]));
+        assert_eq!(
+            frames[2].lines,
+            vec!["totalMessageSize = 1048576 [explicit]"]
+        );
+        assert!(!frames[3].status.as_ref().unwrap().ok);
+        let prompts: Vec<_> = frames.iter().map(|frame| frame.prompt.as_deref()).collect();
+        assert_eq!(
+            prompts,
+            [
+                Some("domain-account#"),
+                Some("domain-account-quotas#"),
+                Some("domain-account-quotas#"),
+                Some("domain-account#"),
+                Some("domain#"),
+            ]
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn replies_sent_ahead_survive_any_split(cuts in proptest::collection::vec(0usize..512, 0..40)) {
+            proptest::prop_assert_eq!(frames_ahead(&cuts), frames_ahead(&[]));
+        }
+    }
+
+    #[test]
+    fn unexpected_data_after_prompt_not_split() {
+        let mut reader = ReplyReader::default();
+        reader.push(b"+OK: done\r\n<#> +OK: done\r\n<#> ");
+        // Without replies expected ahead, the first prompt is body text of
+        // one unfinished reply, as before.
+        assert!(reader.take_frame(FrameMode::Command).is_none());
     }
 }

@@ -53,6 +53,12 @@ pub struct CollectOptions {
     pub webadmin_timeout: Duration,
     /// Maximum size of the WebAdmin feed body in bytes.
     pub max_webadmin_bytes: usize,
+    /// Sends each account's commands in one write instead of waiting for
+    /// the prompt after each: one round trip per account instead of five or
+    /// six. A server that leaves a command sent ahead unanswered for
+    /// `reply_timeout` is read one command at a time for the rest of the
+    /// collection.
+    pub send_ahead: bool,
     /// Incremented once per account read or skipped, for progress reports.
     pub progress: Option<Arc<AtomicU64>>,
 }
@@ -67,6 +73,7 @@ impl Default for CollectOptions {
             max_errors_per_session: 10,
             webadmin_timeout: Duration::from_secs(120),
             max_webadmin_bytes: 256 * 1024 * 1024,
+            send_ahead: false,
             progress: None,
         }
     }
@@ -142,7 +149,7 @@ pub async fn collect(
         None => (None, None),
     };
 
-    let state = CollectState::new(domains, feed);
+    let state = CollectState::new(domains, feed, options.send_ahead);
     let mut workers: Vec<Worker<'_>> = (0..options.sessions_per_server.max(1))
         .map(|id| Worker::new(id, endpoint, options, &state))
         .collect();

@@ -5,6 +5,7 @@
 
 use std::collections::VecDeque;
 use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
@@ -56,10 +57,17 @@ struct Inner {
 pub(super) struct CollectState {
     inner: Mutex<Inner>,
     feed: Option<UsageFeed>,
+    /// Whether sessions send an account's commands together; cleared for
+    /// the rest of the collection when the server leaves them unanswered.
+    send_ahead: AtomicBool,
 }
 
 impl CollectState {
-    pub(super) fn new(domains: Vec<ListedDomain>, feed: Option<UsageFeed>) -> Self {
+    pub(super) fn new(
+        domains: Vec<ListedDomain>,
+        feed: Option<UsageFeed>,
+        send_ahead: bool,
+    ) -> Self {
         let domains = domains
             .into_iter()
             .map(|listed| DomainResult {
@@ -76,7 +84,17 @@ impl CollectState {
                 skipped: Vec::new(),
             }),
             feed,
+            send_ahead: AtomicBool::new(send_ahead),
         }
+    }
+
+    pub(super) fn sends_ahead(&self) -> bool {
+        self.send_ahead.load(Ordering::Relaxed)
+    }
+
+    /// Makes every session of this collection send one command at a time.
+    pub(super) fn stop_sending_ahead(&self) {
+        self.send_ahead.store(false, Ordering::Relaxed);
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {

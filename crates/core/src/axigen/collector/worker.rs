@@ -14,6 +14,11 @@ use crate::model::{AccountSnapshot, ServerEndpoint, UsageSource};
 /// `BACK` inside one account, or `LIST AllDomains` and `LIST Domains`.
 const MAX_ERRORS_PER_STEP: u32 = 3;
 
+/// The same when an account's commands are sent together: up to five in
+/// the batch (every command but one `BACK`), then the three of reading it
+/// again one command at a time.
+const MAX_ERRORS_PER_STEP_AHEAD: u32 = 8;
+
 /// The outcome of reading one account.
 enum AccountOutcome {
     Read(AccountSnapshot),
@@ -116,11 +121,16 @@ impl<'a> Worker<'a> {
     /// limit for one more step. Called only between steps, because a new
     /// session starts at the root context.
     async fn prepare_session(&mut self) -> Result<&mut CliClient, CliError> {
-        let limit = self.options.max_errors_per_session.max(MAX_ERRORS_PER_STEP);
+        let per_step = if self.state.sends_ahead() {
+            MAX_ERRORS_PER_STEP_AHEAD
+        } else {
+            MAX_ERRORS_PER_STEP
+        };
+        let limit = self.options.max_errors_per_session.max(per_step);
         let near_limit = self
             .client
             .as_ref()
-            .is_some_and(|client| client.rejected_count() + MAX_ERRORS_PER_STEP > limit);
+            .is_some_and(|client| client.rejected_count() + per_step > limit);
         if near_limit && let Some(client) = self.client.take() {
             debug!(
                 session = self.id,
@@ -240,6 +250,16 @@ impl<'a> Worker<'a> {
         if !self.enter_domain(domain).await? {
             return Ok(AccountOutcome::DomainGone);
         }
+        if self.state.sends_ahead() {
+            if let Some(outcome) = self.read_account_ahead(domain_name, account).await? {
+                return Ok(outcome);
+            }
+            // A command other than UPDATE Account was rejected, so the
+            // account is read again one command at a time to find which.
+            if !self.enter_domain(domain).await? {
+                return Ok(AccountOutcome::DomainGone);
+            }
+        }
         let state = self.state;
         let client = self
             .client
@@ -271,6 +291,56 @@ impl<'a> Worker<'a> {
     }
 }
 
+impl Worker<'_> {
+    /// Reads an account with its commands sent together. Returns `None`
+    /// when the account has to be read again one command at a time.
+    async fn read_account_ahead(
+        &mut self,
+        domain_name: &str,
+        account: &str,
+    ) -> Result<Option<AccountOutcome>, CliError> {
+        let feed_usage = self.state.feed_usage_kb(domain_name, account);
+        let client = self
+            .client
+            .as_mut()
+            .expect("a session is open after entering a domain");
+        let figures = match client
+            .read_account_ahead(account, feed_usage.is_none())
+            .await
+        {
+            Ok(figures) => figures,
+            Err(CliError::Rejected { command, status }) if command.starts_with("UPDATE ") => {
+                return Ok(Some(AccountOutcome::Skipped(format!(
+                    "{command} rejected: {status}"
+                ))));
+            }
+            Err(CliError::Rejected { .. }) => return Ok(None),
+            Err(error @ CliError::TimedOut { .. }) => {
+                warn!(session = self.id, %error, "commands sent ahead timed out; reading this server one command at a time");
+                self.state.stop_sending_ahead();
+                return Err(error);
+            }
+            Err(error) => return Err(error),
+        };
+        let (used_kb, message_count, usage_source) = match (feed_usage, figures.registry) {
+            (Some(used_kb), _) => (used_kb, None, UsageSource::Webadmin),
+            (None, Some(info)) => (info.mbox_size_kb, info.message_count, UsageSource::Cli),
+            (None, None) => {
+                unreachable!("usage is read over the CLI when the feed lacks the account")
+            }
+        };
+        let snapshot = account_snapshot(
+            domain_name,
+            account,
+            used_kb,
+            message_count,
+            usage_source,
+            figures.quota_kb,
+        )?;
+        Ok(Some(AccountOutcome::Read(snapshot)))
+    }
+}
+
 /// Reads usage (from the feed when it lists the account, else over the
 /// CLI) and the quota of the account whose context the session is in.
 async fn read_entered_account(
@@ -287,7 +357,26 @@ async fn read_entered_account(
         }
     };
     let quota_kb = client.quota().await?;
+    account_snapshot(
+        domain_name,
+        account,
+        used_kb,
+        message_count,
+        usage_source,
+        quota_kb,
+    )
+}
 
+/// Builds an account's snapshot, refusing figures beyond what the database
+/// stores.
+fn account_snapshot(
+    domain_name: &str,
+    account: &str,
+    used_kb: u64,
+    message_count: Option<u64>,
+    usage_source: UsageSource,
+    quota_kb: Option<u64>,
+) -> Result<AccountSnapshot, CliError> {
     let to_i64 = |value: u64, what: &str| {
         i64::try_from(value).map_err(|_| CliError::Protocol {
             line: format!("{what} = {value}"),
