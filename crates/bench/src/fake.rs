@@ -13,7 +13,9 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use axigen_sim::{Behavior, GenerateSpec, ServerData, SimOptions, SimServer, WebAdminMode};
+use axigen_sim::{
+    Behavior, GenerateSpec, LatencyKind, ServerData, SimOptions, SimServer, WebAdminMode,
+};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout};
@@ -36,6 +38,10 @@ pub struct FleetSpec {
     /// Pause in milliseconds before every CLI reply
     #[arg(long, default_value_t = 0)]
     pub latency_ms: u64,
+    /// Make the pause a network round trip, which commands sent together
+    /// share, instead of the servers' time per command
+    #[arg(long)]
+    pub network_latency: bool,
     /// Worker threads of the fleet's runtime. With one, the fake servers
     /// never take more than one core from the poller and PostgreSQL.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
@@ -66,6 +72,12 @@ pub struct FleetStats {
     pub webadmin_requests: u64,
     /// The largest number of CLI sessions one server had open at once.
     pub peak_sessions_per_server: u64,
+    /// Replies sent after a latency pause, and the microseconds from the
+    /// start of each pause to the end of its write, summed.
+    pub delayed_replies: u64,
+    pub delayed_reply_micros: u64,
+    /// Commands that arrived before the reply to the previous one was sent.
+    pub commands_sent_ahead: u64,
     /// CPU time of the whole fleet process, user and kernel, in seconds.
     pub cpu_seconds: f64,
 }
@@ -74,6 +86,13 @@ impl FleetStats {
     /// Every command sent after login; each gets exactly one reply.
     pub fn commands_total(&self) -> u64 {
         self.commands.values().sum()
+    }
+
+    /// Returns the mean time a delayed reply took from the start of its pause to
+    /// the end of its write, if any reply was delayed.
+    pub fn mean_delayed_reply(&self) -> Option<Duration> {
+        (self.delayed_replies > 0)
+            .then(|| Duration::from_micros(self.delayed_reply_micros / self.delayed_replies))
     }
 }
 
@@ -94,6 +113,11 @@ pub async fn serve(spec: FleetSpec) -> anyhow::Result<()> {
     let options = SimOptions {
         behavior: Behavior {
             reply_latency: Duration::from_millis(spec.latency_ms),
+            latency_kind: if spec.network_latency {
+                LatencyKind::Network
+            } else {
+                LatencyKind::Processing
+            },
             ..Behavior::default()
         },
         // HTTPS, as Axigen's WebAdmin on port 9443. Plain HTTP would cost
@@ -141,6 +165,9 @@ pub async fn serve(spec: FleetSpec) -> anyhow::Result<()> {
         total.cli_connections += stats.cli_connections;
         total.logins += stats.logins_succeeded;
         total.webadmin_requests += stats.webadmin_requests;
+        total.delayed_replies += stats.delayed_replies;
+        total.delayed_reply_micros += stats.delayed_reply_micros;
+        total.commands_sent_ahead += stats.commands_sent_ahead;
         total.peak_sessions_per_server =
             total.peak_sessions_per_server.max(stats.cli_sessions_peak);
     }
@@ -181,6 +208,7 @@ impl Fleet {
             .arg(spec.latency_ms.to_string())
             .arg("--fleet-threads")
             .arg(spec.fleet_threads.to_string())
+            .args(spec.network_latency.then_some("--network-latency"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .kill_on_drop(true)

@@ -224,11 +224,19 @@ async fn run_poll(
     key: &axiquota_core::Secret,
     vault: &Vault,
 ) -> anyhow::Result<()> {
+    let bench = PollBench {
+        args,
+        poller_bin: bin_dir.join("poller"),
+        log_dir,
+        database,
+        key,
+        vault,
+    };
     let pool = &database.pool;
-    let poller_bin = bin_dir.join("poller");
     let concurrency = Concurrency {
         max_servers: args.max_servers,
         sessions_per_server: args.sessions_per_server,
+        send_ahead: false,
     };
     let accounts = args.fleet.accounts();
 
@@ -246,50 +254,47 @@ async fn run_poll(
     db::register_fleet(pool, vault, &fleet.servers).await?;
 
     progress("poll 1: the poller into empty tables");
-    let first = poll::run_poller(
-        &poller_bin,
-        &database.url,
-        key.expose(),
-        concurrency,
-        &log_dir.join("poll-1.log"),
-    )
-    .await?;
+    let first = bench.run_poller(concurrency, None, "poll-1.log").await?;
     check_accounts(pool, accounts).await?;
     progress("poll 2: the poller replacing every snapshot");
-    let second = poll::run_poller(
-        &poller_bin,
-        &database.url,
-        key.expose(),
-        concurrency,
-        &log_dir.join("poll-2.log"),
-    )
-    .await?;
+    let second = bench.run_poller(concurrency, None, "poll-2.log").await?;
     check_accounts(pool, accounts).await?;
     progress("poll 3: collection and writes one after the other, in this process");
     let split = poll::split_poll(pool, vault, concurrency).await?;
     let fast_stats = fleet.stop().await?;
 
-    // Poll with added latency per CLI reply.
+    // Poll with added latency per CLI reply, as the poller runs by default
+    // and with its commands sent ahead.
     let slow = FleetSpec {
         latency_ms: args.slow_latency_ms,
         ..args.fleet
     };
     progress(&format!(
         "poll 4: the poller against fake servers adding {} ms per CLI reply",
-        slow.latency_ms
+        args.slow_latency_ms
     ));
-    let fleet = Fleet::start(slow).await?;
-    db::register_fleet(pool, vault, &fleet.servers).await?;
-    let slow_poll = poll::run_poller(
-        &poller_bin,
-        &database.url,
-        key.expose(),
-        concurrency,
-        &log_dir.join("poll-4.log"),
-    )
-    .await?;
-    check_accounts(pool, accounts).await?;
-    let slow_stats = fleet.stop().await?;
+    let default_poll = bench.poll_fleet(slow, concurrency, "poll-4.log").await?;
+    progress("poll 5: the same with --send-ahead");
+    let ahead = Concurrency {
+        send_ahead: true,
+        ..concurrency
+    };
+    let ahead_poll = bench.poll_fleet(slow, ahead, "poll-5.log").await?;
+
+    // One server whose latency is a network round trip, both ways.
+    progress(&format!(
+        "polls 6 and 7: one server with a {} ms network round trip, without and with --send-ahead",
+        args.slow_latency_ms
+    ));
+    let one = FleetSpec {
+        servers: 1,
+        network_latency: true,
+        ..slow
+    };
+    let one_server = vec![
+        bench.poll_fleet(one, concurrency, "poll-6.log").await?,
+        bench.poll_fleet(one, ahead, "poll-7.log").await?,
+    ];
 
     print_poll(
         args,
@@ -298,11 +303,65 @@ async fn run_poll(
             second,
             split,
             fast_stats,
-            slow_poll,
-            slow_stats,
+            slow: [default_poll, ahead_poll],
+            one_server,
         },
     );
     Ok(())
+}
+
+/// Settings shared by every run of the poller in the benchmark.
+struct PollBench<'a> {
+    args: &'a RunArgs,
+    poller_bin: PathBuf,
+    log_dir: &'a Path,
+    database: &'a db::BenchDatabase,
+    key: &'a axiquota_core::Secret,
+    vault: &'a Vault,
+}
+
+impl PollBench<'_> {
+    /// Runs the poller against every registered server, or only `only`,
+    /// logging to `log_name` in the log directory.
+    async fn run_poller(
+        &self,
+        concurrency: Concurrency,
+        only: Option<&str>,
+        log_name: &str,
+    ) -> anyhow::Result<ChildUsage> {
+        poll::run_poller(
+            &self.poller_bin,
+            &self.database.url,
+            self.key.expose(),
+            concurrency,
+            only,
+            &self.log_dir.join(log_name),
+        )
+        .await
+    }
+
+    /// Starts a fleet as `spec` sets, polls its servers, checks the stored
+    /// accounts and stops the fleet. A fleet smaller than the registered
+    /// one is polled by host name.
+    async fn poll_fleet(
+        &self,
+        spec: FleetSpec,
+        concurrency: Concurrency,
+        log_name: &str,
+    ) -> anyhow::Result<SlowPoll> {
+        let pool = &self.database.pool;
+        let fleet = Fleet::start(spec).await?;
+        db::register_fleet(pool, self.vault, &fleet.servers).await?;
+        let only = (spec.servers < self.args.fleet.servers).then(|| fleet.servers[0].host.as_str());
+        let usage = self.run_poller(concurrency, only, log_name).await?;
+        check_accounts(pool, self.args.fleet.accounts()).await?;
+        let stats = fleet.stop().await?;
+        Ok(SlowPoll {
+            send_ahead: concurrency.send_ahead,
+            usage,
+            stats,
+        })
+    }
 }
 
 async fn run_api(
@@ -399,8 +458,41 @@ struct PollFigures {
     second: ChildUsage,
     split: poll::Split,
     fast_stats: FleetStats,
-    slow_poll: ChildUsage,
-    slow_stats: FleetStats,
+    /// The slow poll as the poller runs by default, then with
+    /// `--send-ahead`.
+    slow: [SlowPoll; 2],
+    /// One server whose latency is a network round trip, polled the same
+    /// two ways.
+    one_server: Vec<SlowPoll>,
+}
+
+/// One poll against fake servers that pause before every CLI reply.
+struct SlowPoll {
+    send_ahead: bool,
+    usage: ChildUsage,
+    stats: FleetStats,
+}
+
+impl SlowPoll {
+    fn name(&self, args: &RunArgs) -> String {
+        let how = if self.send_ahead {
+            ", --send-ahead"
+        } else {
+            ""
+        };
+        format!("{} ms per CLI reply, replacing{how}", args.slow_latency_ms)
+    }
+
+    /// Returns the round-trip bound: every reply's pause, spread over the
+    /// sessions that run in parallel.
+    fn bound(&self, args: &RunArgs) -> Duration {
+        let parallel = args.max_servers.min(args.fleet.servers) * args.sessions_per_server;
+        Duration::from_secs_f64(
+            self.stats.commands_total() as f64 * args.slow_latency_ms as f64
+                / 1000.0
+                / parallel as f64,
+        )
+    }
 }
 
 fn print_poll(args: &RunArgs, figures: &PollFigures) {
@@ -432,10 +524,9 @@ fn print_poll(args: &RunArgs, figures: &PollFigures) {
         "no added latency, replacing every snapshot",
         &figures.second,
     );
-    row(
-        &format!("{} ms per CLI reply, replacing", args.slow_latency_ms),
-        &figures.slow_poll,
-    );
+    for slow in &figures.slow {
+        row(&slow.name(args), &slow.usage);
+    }
     println!();
 
     let split = &figures.split;
@@ -457,52 +548,10 @@ fn print_poll(args: &RunArgs, figures: &PollFigures) {
     );
     println!();
 
-    let slow = &figures.slow_stats;
-    let replies = slow.commands_total();
-    let per_account = replies as f64 / accounts as f64;
-    let parallel = args.max_servers.min(args.fleet.servers) * args.sessions_per_server;
-    let bound = Duration::from_secs_f64(
-        replies as f64 * args.slow_latency_ms as f64 / 1000.0 / parallel as f64,
-    );
-    println!(
-        "Round-trip bound of the slow poll: {replies} CLI replies ({per_account:.2} per \
-         account) x {} ms / {parallel} sessions in parallel = {}. Measured {}, {:.2}x the \
-         bound. Commands by kind: {:?}. CLI connections: {}; most sessions open on one \
-         server at once: {}; WebAdmin requests: {}.\n",
-        args.slow_latency_ms,
-        seconds(bound),
-        seconds(figures.slow_poll.wall),
-        figures.slow_poll.wall.as_secs_f64() / bound.as_secs_f64(),
-        slow.commands,
-        slow.cli_connections,
-        slow.peak_sessions_per_server,
-        slow.webadmin_requests
-    );
-    // What the bound's reply rate would cost in CPU, from what each side
-    // spent per reply in this poll.
-    let micros_per_reply = |cpu: f64| cpu * 1e6 / replies.max(1) as f64;
-    let poller_us = micros_per_reply(figures.slow_poll.cpu.as_secs_f64());
-    let fleet_us = micros_per_reply(slow.cpu_seconds);
-    let bound_rate = replies as f64 / bound.as_secs_f64();
-    println!(
-        "CPU per reply in the slow poll: poller {poller_us:.1} µs, fake servers {fleet_us:.1} µs. \
-         At the bound, {bound_rate:.0} replies per second would take {:.2} cores for these two \
-         alone, of the machine's {}.\n",
-        bound_rate * (poller_us + fleet_us) / 1e6,
-        cores
-    );
-    // The busy CPU time of every process, spread over all cores, is a
-    // second lower bound, and the poll cannot beat the larger of the two.
-    let cpu_bound = figures.slow_poll.machine_busy / u32::try_from(cores).unwrap_or(1);
-    let larger_bound = bound.max(cpu_bound);
-    println!(
-        "CPU bound of the slow poll: the machine was busy for {} of CPU time, which {cores} \
-         cores need at least {} for. Measured {}, {:.2}x the larger of the two bounds.\n",
-        seconds(figures.slow_poll.machine_busy),
-        seconds(cpu_bound),
-        seconds(figures.slow_poll.wall),
-        figures.slow_poll.wall.as_secs_f64() / larger_bound.as_secs_f64()
-    );
+    for slow in &figures.slow {
+        print_slow_poll(args, slow, cores);
+    }
+    print_network_polls(args, &figures.one_server);
     let fast = &figures.fast_stats;
     println!(
         "Without added latency, three polls sent {} commands ({:.2} per account and poll); \
@@ -518,24 +567,138 @@ fn print_poll(args: &RunArgs, figures: &PollFigures) {
         seconds(figures.second.wall),
         verdict(figures.second.wall < Duration::from_secs(15))
     );
-    println!(
-        "| {} ms per reply: close to the round-trip bound {} | {} ({:.2}x) | {} |",
-        args.slow_latency_ms,
-        seconds(bound),
-        seconds(figures.slow_poll.wall),
-        figures.slow_poll.wall.as_secs_f64() / bound.as_secs_f64(),
-        verdict(figures.slow_poll.wall.as_secs_f64() < 1.5 * bound.as_secs_f64())
-    );
+    for slow in &figures.slow {
+        let bound = slow.bound(args);
+        let ratio = slow.usage.wall.as_secs_f64() / bound.as_secs_f64();
+        println!(
+            "| {}: close to the round-trip bound {} | {} ({ratio:.2}x) | {} |",
+            slow.name(args),
+            seconds(bound),
+            seconds(slow.usage.wall),
+            verdict(ratio < 1.5)
+        );
+    }
     let peak = figures
-        .first
-        .peak_rss_kb
-        .max(figures.second.peak_rss_kb)
-        .max(figures.slow_poll.peak_rss_kb);
+        .slow
+        .iter()
+        .chain(&figures.one_server)
+        .map(|slow| slow.usage.peak_rss_kb)
+        .fold(
+            figures.first.peak_rss_kb.max(figures.second.peak_rss_kb),
+            u64::max,
+        );
     println!(
         "| poller peak memory under 300 MB | {} | {} |",
         mb(peak),
         verdict(peak < 300 * 1024)
     );
+    println!();
+}
+
+/// Prints the bounds of one slow poll and how far the poll stayed from them.
+fn print_slow_poll(args: &RunArgs, poll: &SlowPoll, cores: usize) {
+    let accounts = args.fleet.accounts();
+    let replies = poll.stats.commands_total();
+    let per_account = replies as f64 / accounts as f64;
+    let parallel = args.max_servers.min(args.fleet.servers) * args.sessions_per_server;
+    let bound = poll.bound(args);
+    println!("### {}\n", poll.name(args));
+    println!(
+        "Round-trip bound: {replies} CLI replies ({per_account:.2} per \
+         account) x {} ms / {parallel} sessions in parallel = {}. Measured {}, {:.2}x the \
+         bound. Commands by kind: {:?}. CLI connections: {}; most sessions open on one \
+         server at once: {}; WebAdmin requests: {}.\n",
+        args.slow_latency_ms,
+        seconds(bound),
+        seconds(poll.usage.wall),
+        poll.usage.wall.as_secs_f64() / bound.as_secs_f64(),
+        poll.stats.commands,
+        poll.stats.cli_connections,
+        poll.stats.peak_sessions_per_server,
+        poll.stats.webadmin_requests
+    );
+    if let Some(mean) = poll.stats.mean_delayed_reply() {
+        println!(
+            "The fake servers' replies took {:.3} ms on average from the start of the \
+             pause to the end of the write (asked: {} ms), so {:.2}x the bound is the fake \
+             servers' own delay and the rest, {:.0} µs per reply, is the poller, loopback \
+             TCP and the two processes waiting for a core.\n",
+            mean.as_secs_f64() * 1e3,
+            args.slow_latency_ms,
+            mean.as_secs_f64() * 1e3 / args.slow_latency_ms as f64,
+            ((poll.usage.wall.as_secs_f64()
+                - bound.as_secs_f64() * mean.as_secs_f64() * 1e3 / args.slow_latency_ms as f64)
+                * parallel as f64
+                / replies.max(1) as f64
+                * 1e6)
+                .max(0.0)
+        );
+    }
+    // What the bound's reply rate would cost in CPU, from what each side
+    // spent per reply in this poll.
+    let micros_per_reply = |cpu: f64| cpu * 1e6 / replies.max(1) as f64;
+    let poller_us = micros_per_reply(poll.usage.cpu.as_secs_f64());
+    let fleet_us = micros_per_reply(poll.stats.cpu_seconds);
+    let bound_rate = replies as f64 / bound.as_secs_f64();
+    println!(
+        "CPU per reply: poller {poller_us:.1} µs, fake servers {fleet_us:.1} µs. \
+         At the bound, {bound_rate:.0} replies per second would take {:.2} cores for these two \
+         alone, of the machine's {}.\n",
+        bound_rate * (poller_us + fleet_us) / 1e6,
+        cores
+    );
+    // The busy CPU time of every process, spread over all cores, is a
+    // second lower bound, and the poll cannot beat the larger of the two.
+    let cpu_bound = poll.usage.machine_busy / u32::try_from(cores).unwrap_or(1);
+    let larger_bound = bound.max(cpu_bound);
+    println!(
+        "CPU bound: the machine was busy for {} of CPU time, which {cores} \
+         cores need at least {} for. Measured {}, {:.2}x the larger of the two bounds.\n",
+        seconds(poll.usage.machine_busy),
+        seconds(cpu_bound),
+        seconds(poll.usage.wall),
+        poll.usage.wall.as_secs_f64() / larger_bound.as_secs_f64()
+    );
+}
+
+/// Prints the polls of one server whose latency is a network round trip.
+/// Commands sent together share a round trip, so the bound counts round
+/// trips rather than replies.
+fn print_network_polls(args: &RunArgs, polls: &[SlowPoll]) {
+    let accounts = args.fleet.domains * args.fleet.accounts_per_domain;
+    println!(
+        "### One server, {} ms network round trip\n\nOne fake server ({accounts} accounts) \
+         whose pause before a reply counts from the arrival of its command, as a network \
+         round trip does, so commands sent together are answered together. The poller runs \
+         with `--server` and {} sessions; wall time includes its start, login and writes.\n",
+        args.slow_latency_ms, args.sessions_per_server
+    );
+    println!(
+        "| commands | wall time | round trips per account | round-trip bound | ratio |\n|---|---|---|---|---|"
+    );
+    for poll in polls {
+        let round_trips = poll
+            .stats
+            .commands_total()
+            .saturating_sub(poll.stats.commands_sent_ahead);
+        let bound = Duration::from_secs_f64(
+            round_trips as f64 * args.slow_latency_ms as f64
+                / 1000.0
+                / args.sessions_per_server as f64,
+        );
+        let how = if poll.send_ahead {
+            "sent ahead (`--send-ahead`)"
+        } else {
+            "one at a time (default)"
+        };
+        println!(
+            "| {how} | {} | {:.2} | {} | {:.2}x |",
+            seconds(poll.usage.wall),
+            round_trips as f64 / accounts as f64,
+            seconds(bound),
+            poll.usage.wall.as_secs_f64() / bound.as_secs_f64()
+        );
+    }
     println!();
 }
 

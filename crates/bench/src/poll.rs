@@ -18,11 +18,13 @@ use sqlx::{Acquire, PgPool};
 
 use crate::process::{self, ChildUsage};
 
-/// Concurrency of one poll, passed to the poller as command-line options.
+/// Concurrency of one poll and whether CLI commands are sent ahead,
+/// passed to the poller as command-line options.
 #[derive(Debug, Clone, Copy)]
 pub struct Concurrency {
     pub max_servers: usize,
     pub sessions_per_server: usize,
+    pub send_ahead: bool,
 }
 
 /// Runs the `poller` binary once against every registered server.
@@ -36,6 +38,7 @@ pub async fn run_poller(
     database_url: &str,
     fernet_key: &str,
     concurrency: Concurrency,
+    only: Option<&str>,
     log_file: &Path,
 ) -> anyhow::Result<ChildUsage> {
     let log = std::fs::File::create(log_file)
@@ -54,6 +57,12 @@ pub async fn run_poller(
         .env("LOG_FORMAT", "json")
         .stdout(Stdio::null())
         .stderr(log);
+    if concurrency.send_ahead {
+        command.arg("--send-ahead");
+    }
+    if let Some(hostname) = only {
+        command.arg("--server").arg(hostname);
+    }
     let usage = tokio::task::spawn_blocking(move || process::run_measured(&mut command))
         .await
         .context("the poller's waiting task failed")??;
@@ -92,6 +101,7 @@ pub async fn split_poll(
     let rows = servers::list_with_passwords(pool, &[]).await?;
     let options = CollectOptions {
         sessions_per_server: concurrency.sessions_per_server,
+        send_ahead: concurrency.send_ahead,
         ..CollectOptions::default()
     };
 
