@@ -95,6 +95,45 @@ macro_rules! account_columns {
     };
 }
 
+/// The start of a domain lookup by name in any spelling (`$1`), without
+/// an order.
+macro_rules! domain_lookup {
+    () => {
+        "SELECT d.id AS domain_id, s.id AS server_id, s.name AS server_name, \
+         s.hostname AS server_hostname, d.name, d.display_name, d.status, d.collected_at \
+         FROM domains d JOIN servers s ON s.id = d.server_id \
+         WHERE d.name = ANY(ARRAY(SELECT lower(v) FROM unnest($1::text[]) v))"
+    };
+}
+
+/// The start of an account lookup by address in any spelling (`$1`),
+/// without an order.
+macro_rules! account_lookup {
+    () => {
+        concat!(
+            "SELECT ",
+            account_columns!(),
+            " FROM accounts a JOIN domains d ON d.id = a.domain_id \
+             JOIN servers s ON s.id = a.server_id \
+             WHERE a.email = ANY(ARRAY(SELECT lower(v) FROM unnest($1::text[]) v))"
+        )
+    };
+}
+
+// The lookups with and without a server are separate statements. One
+// statement with `($2 IS NULL OR lower(s.hostname) = lower($2))` made the
+// generic plan, which PostgreSQL may use from a prepared statement's sixth
+// run on, start from the servers and scan every server's accounts.
+
+/// Accounts by address on every server.
+const ACCOUNT_LOOKUP: &str = concat!(account_lookup!(), " ORDER BY s.name, lower(s.hostname)");
+
+/// Accounts by address on the server with host name `$2`.
+const ACCOUNT_LOOKUP_ON_SERVER: &str = concat!(
+    account_lookup!(),
+    " AND lower(s.hostname) = lower($2) ORDER BY s.name, lower(s.hostname)"
+);
+
 /// One domain with the server that hosts it.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct DomainRow {
@@ -121,18 +160,18 @@ pub async fn find_domains(
     name: &str,
     server_hostname: Option<&str>,
 ) -> sqlx::Result<Vec<DomainRow>> {
-    sqlx::query_as::<_, DomainRow>(
-        "SELECT d.id AS domain_id, s.id AS server_id, s.name AS server_name, \
-         s.hostname AS server_hostname, d.name, d.display_name, d.status, d.collected_at \
-         FROM domains d JOIN servers s ON s.id = d.server_id \
-         WHERE d.name = ANY(ARRAY(SELECT lower(v) FROM unnest($1::text[]) v)) \
-         AND ($2::text IS NULL OR lower(s.hostname) = lower($2)) \
-         ORDER BY s.name, lower(s.hostname)",
-    )
-    .bind(domain_spellings(name))
-    .bind(server_hostname)
-    .fetch_all(pool)
-    .await
+    let query = match server_hostname {
+        None => concat!(domain_lookup!(), " ORDER BY s.name, lower(s.hostname)"),
+        Some(_) => concat!(
+            domain_lookup!(),
+            " AND lower(s.hostname) = lower($2) ORDER BY s.name, lower(s.hostname)"
+        ),
+    };
+    let mut statement = sqlx::query_as::<_, DomainRow>(query).bind(domain_spellings(name));
+    if let Some(hostname) = server_hostname {
+        statement = statement.bind(hostname);
+    }
+    statement.fetch_all(pool).await
 }
 
 /// Returns the spellings under which a domain may be stored: as given, and
@@ -184,14 +223,10 @@ pub async fn find_accounts(
     email: &str,
     server_hostname: Option<&str>,
 ) -> sqlx::Result<Vec<AccountRow>> {
-    let query = concat!(
-        "SELECT ",
-        account_columns!(),
-        " FROM accounts a JOIN domains d ON d.id = a.domain_id JOIN servers s ON s.id = a.server_id \
-         WHERE a.email = ANY(ARRAY(SELECT lower(v) FROM unnest($1::text[]) v)) \
-         AND ($2::text IS NULL OR lower(s.hostname) = lower($2)) \
-         ORDER BY s.name, lower(s.hostname)"
-    );
+    let query = match server_hostname {
+        None => ACCOUNT_LOOKUP,
+        Some(_) => ACCOUNT_LOOKUP_ON_SERVER,
+    };
     let spellings: Vec<String> = match email.rsplit_once('@') {
         Some((local_part, domain)) => domain_spellings(domain)
             .into_iter()
@@ -199,11 +234,11 @@ pub async fn find_accounts(
             .collect(),
         None => vec![email.to_owned()],
     };
-    sqlx::query_as::<_, AccountRow>(query)
-        .bind(spellings)
-        .bind(server_hostname)
-        .fetch_all(pool)
-        .await
+    let mut statement = sqlx::query_as::<_, AccountRow>(query).bind(spellings);
+    if let Some(hostname) = server_hostname {
+        statement = statement.bind(hostname);
+    }
+    statement.fetch_all(pool).await
 }
 
 /// Filters of the flat account listing. `None` means "no filter".
@@ -633,7 +668,85 @@ pub async fn ping(pool: &PgPool) -> sqlx::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::domain_spellings;
+    use sqlx::{AssertSqlSafe, PgPool};
+
+    use super::{ACCOUNT_LOOKUP, ACCOUNT_LOOKUP_ON_SERVER, domain_spellings};
+
+    /// Stores 20 servers of 4 domains with 250 accounts each and analyses
+    /// them, so that the planner's estimates match a real snapshot.
+    async fn seed_accounts(pool: &PgPool) {
+        sqlx::raw_sql(
+            "INSERT INTO servers (name, hostname, username, password_encrypted) \
+             SELECT 'server' || i, 'mail' || i || '.example', 'admin', 'x' \
+             FROM generate_series(1, 20) i; \
+             INSERT INTO domains (server_id, name, status, collected_at) \
+             SELECT s.id, 'd' || j || '-' || s.name || '.example', 'enabled', now() \
+             FROM servers s, generate_series(1, 4) j; \
+             INSERT INTO accounts (server_id, domain_id, local_part, email, used_kb, \
+             usage_source, collected_at) \
+             SELECT d.server_id, d.id, 'user' || k, 'user' || k || '@' || d.name, 1, 'cli', now() \
+             FROM domains d, generate_series(1, 250) k; \
+             ANALYZE;",
+        )
+        .execute(pool)
+        .await
+        .expect("seed accounts");
+    }
+
+    /// Returns the generic plan of `query` run with `arguments`, as
+    /// PostgreSQL may use for a prepared statement from its sixth run on.
+    async fn generic_plan(
+        pool: &PgPool,
+        name: &str,
+        query: &str,
+        types: &str,
+        arguments: &str,
+    ) -> String {
+        let mut connection = pool.acquire().await.expect("connection");
+        sqlx::raw_sql("SET plan_cache_mode = force_generic_plan")
+            .execute(&mut *connection)
+            .await
+            .expect("set plan cache mode");
+        sqlx::raw_sql(AssertSqlSafe(format!(
+            "PREPARE {name} ({types}) AS {query}"
+        )))
+        .execute(&mut *connection)
+        .await
+        .expect("prepare");
+        let lines: Vec<String> = sqlx::query_scalar(AssertSqlSafe(format!(
+            "EXPLAIN EXECUTE {name} ({arguments})"
+        )))
+        .fetch_all(&mut *connection)
+        .await
+        .expect("explain");
+        lines.join("\n")
+    }
+
+    #[sqlx::test(migrations = "../../migrations")]
+    async fn account_lookup_plan_uses_address_index(pool: PgPool) {
+        seed_accounts(&pool).await;
+
+        let plan = generic_plan(
+            &pool,
+            "lookup_everywhere",
+            ACCOUNT_LOOKUP,
+            "text[]",
+            "ARRAY['user7@d2-server5.example']",
+        )
+        .await;
+        assert!(plan.contains("accounts_email_idx"), "{plan}");
+        assert!(!plan.contains("accounts_server_id_idx"), "{plan}");
+
+        let plan = generic_plan(
+            &pool,
+            "lookup_on_server",
+            ACCOUNT_LOOKUP_ON_SERVER,
+            "text[], text",
+            "ARRAY['user7@d2-server5.example'], 'mail5.example'",
+        )
+        .await;
+        assert!(plan.contains("accounts_email_idx"), "{plan}");
+    }
 
     #[test]
     fn domain_spellings_cover_both_idn_forms() {
