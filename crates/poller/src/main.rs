@@ -146,8 +146,13 @@ async fn run(cli: Cli) -> u8 {
                 report.exit_code()
             }
             Err(run_error) => {
-                error!(error = %run_error, "poll run failed");
-                eprintln!("error: {run_error}");
+                // Reported once: in the log of a poller that keeps running,
+                // or as the last line of a single run.
+                if cli.every.is_some() {
+                    error!(error = %run_error, "poll run failed");
+                } else {
+                    eprintln!("error: {run_error}");
+                }
                 exit_code::NOTHING_DONE
             }
         };

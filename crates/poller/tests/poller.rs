@@ -710,7 +710,7 @@ async fn binary_names_the_fix_for_a_database_without_schema(pool: PgPool) {
     let output = fixture.poller_command(&[]).output().await.unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("run `migrator run`"), "{stderr}");
+    assert_eq!(stderr.matches("run `migrator run`").count(), 1, "{stderr}");
 }
 
 #[test]
