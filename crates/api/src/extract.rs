@@ -177,11 +177,13 @@ impl QueryParams {
     pub fn check_known(&self, known: &[&'static str]) -> Result<(), ApiError> {
         for (index, (name, _)) in self.pairs.iter().enumerate() {
             let Some(field) = known.iter().find(|known| *known == name) else {
+                let expected = if known.is_empty() {
+                    "this endpoint takes none".to_owned()
+                } else {
+                    format!("expected one of {}", known.join(", "))
+                };
                 return Err(ApiError::BadRequest {
-                    message: format!(
-                        "unknown query parameter {name:?}: expected one of {}",
-                        known.join(", ")
-                    ),
+                    message: format!("unknown query parameter {name:?}: {expected}"),
                     field: Some(name.clone()),
                 });
             };

@@ -453,7 +453,7 @@ async fn chunked_oversized_body_rejected(pool: PgPool) {
 #[sqlx::test(migrations = "../../migrations")]
 async fn bad_query_values_rejected(pool: PgPool) {
     let app = seeded(pool).await;
-    let cases: [(&str, &str); 24] = [
+    let cases: [(&str, &str); 25] = [
         ("/report?domain=", "domain"),
         ("/report?account=", "account"),
         ("/report?domain=a.com&account=b@a.com", "account"),
@@ -478,6 +478,7 @@ async fn bad_query_values_rejected(pool: PgPool) {
         ("/domains?threshold=x", "threshold"),
         ("/domains?sort=percent_used", "sort"),
         ("/summary?threshold=-1", "threshold"),
+        ("/servers?hostname=mail.example.com", "hostname"),
     ];
     for (path, field) in cases {
         let reply = app.get(path).await;

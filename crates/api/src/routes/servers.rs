@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use crate::AppState;
 use crate::auth::{AdminAccess, ReadAccess, Scope};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::JsonBody;
+use crate::extract::{JsonBody, QueryParams};
 use crate::validate;
 use crate::views::{ServerListing, ServerView};
 
@@ -412,6 +412,7 @@ pub async fn delete_server(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Every registered server", body = ServerListing),
+        (status = 400, description = "Any query parameter: the listing takes none", body = ErrorBody),
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
         (status = 500, description = "Internal error; the cause is logged", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody),
@@ -420,7 +421,11 @@ pub async fn delete_server(
 pub async fn list_servers(
     ReadAccess(scope): ReadAccess,
     State(state): State<AppState>,
+    params: QueryParams,
 ) -> Result<Json<ServerListing>, ApiError> {
+    // A filter the listing does not have would otherwise be ignored
+    // silently, and a script would read every server as the filtered ones.
+    params.check_known(&[])?;
     let rows = report::list_server_status(&state.pool).await?;
     let show_username = scope == Scope::Admin;
     Ok(Json(ServerListing {
