@@ -437,9 +437,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         handles.push(handle);
     }
 
+    // Listening starts before the addresses go out, so that a stop signal
+    // sent as soon as they are read ends the process cleanly.
+    let stop = StopSignals::listen()?;
     println!("{}", addresses_line(&handles));
 
-    wait_for_stop_signal().await?;
+    stop.wait().await?;
     tracing::info!("stop signal received, shutting down");
     for handle in handles {
         handle.shutdown().await;
@@ -506,20 +509,48 @@ fn addresses_line(handles: &[SimHandle]) -> serde_json::Value {
     serde_json::json!({ "servers": servers })
 }
 
-async fn wait_for_stop_signal() -> anyhow::Result<()> {
+/// SIGTERM and SIGINT (Ctrl-C), caught from the moment of
+/// [`StopSignals::listen`] on.
+struct StopSignals {
     #[cfg(unix)]
-    {
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .context("failed to listen for SIGTERM")?;
-        tokio::select! {
-            result = tokio::signal::ctrl_c() => result.context("failed to listen for Ctrl-C")?,
-            _ = terminate.recv() => {}
+    terminate: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn listen() -> anyhow::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Self {
+                terminate: signal(SignalKind::terminate())
+                    .context("failed to listen for SIGTERM")?,
+                interrupt: signal(SignalKind::interrupt())
+                    .context("failed to listen for Ctrl-C")?,
+            })
         }
+        #[cfg(not(unix))]
+        Ok(Self {})
     }
-    #[cfg(not(unix))]
-    tokio::signal::ctrl_c()
-        .await
-        .context("failed to listen for Ctrl-C")?;
-    Ok(())
+
+    /// Waits for the first stop signal.
+    async fn wait(self) -> anyhow::Result<()> {
+        #[cfg(unix)]
+        {
+            let Self {
+                mut terminate,
+                mut interrupt,
+            } = self;
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = interrupt.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        tokio::signal::ctrl_c()
+            .await
+            .context("failed to listen for Ctrl-C")?;
+        Ok(())
+    }
 }

@@ -161,6 +161,18 @@ async fn binary_serves_written_data_with_env_password() {
     assert!(status.success(), "exit status {status}");
 }
 
+#[test]
+fn binary_stops_cleanly_when_signalled_at_once() {
+    // The signal goes out as soon as the addresses are read, which is when
+    // a supervisor or a test may first stop the process.
+    for _ in 0..10 {
+        let (mut running, _) = spawn(&["--domains", "1", "--accounts-per-domain", "1"]);
+        sigterm(&running.0);
+        let status = running.0.wait().unwrap();
+        assert!(status.success(), "exit status {status}");
+    }
+}
+
 #[tokio::test]
 async fn binary_runs_many_servers() {
     let path = temp_path("many");
