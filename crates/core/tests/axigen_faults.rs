@@ -767,3 +767,57 @@ async fn dropped_batch_falls_back_to_single_commands() {
     assert_eq!(server.stats().logins_succeeded, 2);
     assert_read_only(&server);
 }
+
+#[tokio::test]
+async fn vanished_account_under_low_error_limit_when_sending_ahead() {
+    // A batch for a vanished account draws five -ERR replies, and this
+    // server closes the session at the fifth.
+    let (data, names, addresses) = data_with_vanished(1);
+    let behavior = Behavior {
+        max_errors: 5,
+        vanished_accounts: addresses,
+        ..Behavior::default()
+    };
+    let server = start(data.clone(), behavior).await;
+    let options = CollectOptions {
+        sessions_per_server: 1,
+        send_ahead: true,
+        ..patient_options()
+    };
+
+    let snapshot = collect(&endpoint(&server), &options).await.unwrap();
+    let mut want = expected_cli(&data);
+    want.get_mut(&data.domains[0].name)
+        .unwrap()
+        .1
+        .retain(|row| !names.contains(&row.0));
+    assert_eq!(comparable(&snapshot), want);
+    assert_eq!(snapshot.skipped.len(), 1);
+    assert_read_only(&server);
+}
+
+#[tokio::test]
+async fn dropped_batch_after_lost_session_falls_back() {
+    // The first account's first attempt loses its session, and its retry
+    // is the batch that the server drops.
+    let data = sample_data(22);
+    let behavior = Behavior {
+        discard_typeahead: true,
+        close_mid_reply: Some(MidReplyTrigger::OnCommand("UPDATE Account".to_owned())),
+        close_mid_reply_times: Some(1),
+        ..Behavior::default()
+    };
+    let server = start(data.clone(), behavior).await;
+    let options = CollectOptions {
+        sessions_per_server: 1,
+        send_ahead: true,
+        reply_timeout: Duration::from_millis(300),
+        ..patient_options()
+    };
+
+    let snapshot = collect(&endpoint(&server), &options).await.unwrap();
+    assert_eq!(comparable(&snapshot), expected_cli(&data));
+    assert!(snapshot.skipped.is_empty(), "{:?}", snapshot.skipped);
+    assert_eq!(server.stats().mid_reply_closes, 1);
+    assert_read_only(&server);
+}

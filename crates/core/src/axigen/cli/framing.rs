@@ -272,6 +272,8 @@ impl ReplyReader {
         let frame = self.finish(prompt);
         self.ready.push_back(frame);
         self.ahead -= 1;
+        // The next reply's bytes of this read count towards its size limit.
+        self.raw_len = rest.len();
         rest
     }
 

@@ -47,7 +47,8 @@ pub struct CollectOptions {
     /// Maximum `-ERR` replies in one CLI session. A session that could pass
     /// it with its next step is replaced by a new one first. Keep it below
     /// the server's `maxErrors` (20 by default), which ends the session.
-    /// Values below 3 count as 3, the most one step can receive.
+    /// Values below 3 count as 3, the most one step can receive, or below 5
+    /// as 5 with `send_ahead`.
     pub max_errors_per_session: u32,
     /// Maximum time for the whole WebAdmin feed request.
     pub webadmin_timeout: Duration,

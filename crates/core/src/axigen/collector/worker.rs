@@ -14,10 +14,11 @@ use crate::model::{AccountSnapshot, ServerEndpoint, UsageSource};
 /// `BACK` inside one account, or `LIST AllDomains` and `LIST Domains`.
 const MAX_ERRORS_PER_STEP: u32 = 3;
 
-/// The same when an account's commands are sent together: up to five in
-/// the batch (every command but one `BACK`), then the three of reading it
-/// again one command at a time.
-const MAX_ERRORS_PER_STEP_AHEAD: u32 = 8;
+/// The same when an account's commands are sent together: every command
+/// of the batch but one `BACK`, when `UPDATE Account` is rejected and the
+/// rest runs in the domain and then at the root. Reading the account again
+/// one command at a time is a step of its own.
+const MAX_ERRORS_PER_STEP_AHEAD: u32 = 5;
 
 /// The outcome of reading one account.
 enum AccountOutcome {
@@ -208,6 +209,7 @@ impl<'a> Worker<'a> {
         let names = self.state.account_names(domain);
         let domain_name = self.state.domain_name(domain);
         let mut retried_at = None;
+        let mut batch_lost_at = None;
         let mut index = range.start;
 
         while index < range.end {
@@ -215,7 +217,11 @@ impl<'a> Worker<'a> {
                 return Ok(());
             }
             let account = &names[index];
-            match self.read_account(domain, &domain_name, account).await {
+            let ahead = self.state.sends_ahead() && batch_lost_at != Some(index);
+            match self
+                .read_account(domain, &domain_name, account, ahead)
+                .await
+            {
                 Ok(AccountOutcome::Read(snapshot)) => {
                     self.state.record_account(domain, index, snapshot);
                 }
@@ -224,6 +230,16 @@ impl<'a> Worker<'a> {
                     self.state.skip_account(domain, index, reason);
                 }
                 Ok(AccountOutcome::DomainGone) => return Ok(()),
+                Err(error) if error.is_connection_lost() && ahead => {
+                    // Read this account again one command at a time on a
+                    // new session. That attempt does not depend on the
+                    // server taking commands sent ahead, and a vanished
+                    // account costs it one error instead of five, so a
+                    // server with a low error limit lets it through.
+                    self.drop_session(&error);
+                    batch_lost_at = Some(index);
+                    continue;
+                }
                 Err(error) if error.is_connection_lost() && retried_at != Some(index) => {
                     // Retry this account once on a new session.
                     self.drop_session(&error);
@@ -246,11 +262,12 @@ impl<'a> Worker<'a> {
         domain: usize,
         domain_name: &str,
         account: &str,
+        ahead: bool,
     ) -> Result<AccountOutcome, CliError> {
         if !self.enter_domain(domain).await? {
             return Ok(AccountOutcome::DomainGone);
         }
-        if self.state.sends_ahead() {
+        if ahead {
             if let Some(outcome) = self.read_account_ahead(domain_name, account).await? {
                 return Ok(outcome);
             }
