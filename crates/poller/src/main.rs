@@ -62,8 +62,11 @@ struct Cli {
     /// Send each account's CLI commands in one write instead of waiting
     /// for the prompt after each: one round trip per account instead of
     /// five or six. A server that leaves them unanswered for the reply
-    /// timeout is read one command at a time for the rest of the run
-    #[arg(long, env = "POLL_SEND_AHEAD")]
+    /// timeout is read one command at a time for the rest of the run.
+    /// `--send-ahead=false` turns it off when the environment turns it on
+    #[arg(long, env = "POLL_SEND_AHEAD", num_args = 0..=1, require_equals = true,
+          default_value_t = false, default_missing_value = "true",
+          action = clap::ArgAction::Set)]
     send_ahead: bool,
 
     /// Time allowed for collecting one server, for example 10m
@@ -201,4 +204,31 @@ async fn cancel_on_signal(shutdown: CancellationToken) {
     }
     info!("shutdown requested: finishing the writes under way");
     shutdown.cancel();
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::Cli;
+
+    fn sends_ahead(args: &[&str]) -> bool {
+        let args = std::iter::once("poller").chain(args.iter().copied());
+        Cli::try_parse_from(args)
+            .expect("valid options")
+            .settings()
+            .collect
+            .send_ahead
+    }
+
+    #[test]
+    fn send_ahead_flag_forms() {
+        assert!(!sends_ahead(&[]));
+        assert!(sends_ahead(&["--send-ahead"]));
+        assert!(sends_ahead(&["--send-ahead=true"]));
+        assert!(!sends_ahead(&["--send-ahead=false"]));
+        // Without `=`, the next word is an option, not a value.
+        assert!(sends_ahead(&["--send-ahead", "--dry-run"]));
+        assert!(Cli::try_parse_from(["poller", "--send-ahead=yes"]).is_err());
+    }
 }

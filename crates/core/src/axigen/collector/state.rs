@@ -93,8 +93,9 @@ impl CollectState {
     }
 
     /// Makes every session of this collection send one command at a time.
-    pub(super) fn stop_sending_ahead(&self) {
-        self.send_ahead.store(false, Ordering::Relaxed);
+    /// Returns whether sessions were sending ahead until now.
+    pub(super) fn stop_sending_ahead(&self) -> bool {
+        self.send_ahead.swap(false, Ordering::Relaxed)
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {

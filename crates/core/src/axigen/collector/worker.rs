@@ -236,7 +236,13 @@ impl<'a> Worker<'a> {
                     // server taking commands sent ahead, and a vanished
                     // account costs it one error instead of five, so a
                     // server with a low error limit lets it through.
-                    self.drop_session(&error);
+                    if matches!(error, CliError::TimedOut { .. }) {
+                        // The timed-out batch is already in the log.
+                        debug!(session = self.id, %error, "replacing the CLI session of a timed-out batch");
+                        self.client = None;
+                    } else {
+                        self.drop_session(&error);
+                    }
                     batch_lost_at = Some(index);
                     continue;
                 }
@@ -333,8 +339,11 @@ impl Worker<'_> {
             }
             Err(CliError::Rejected { .. }) => return Ok(None),
             Err(error @ CliError::TimedOut { .. }) => {
-                warn!(session = self.id, %error, "commands sent ahead timed out; reading this server one command at a time");
-                self.state.stop_sending_ahead();
+                // Every session with a batch in flight times out, and only
+                // the first one to give up logs it.
+                if self.state.stop_sending_ahead() {
+                    warn!(session = self.id, %error, "commands sent ahead timed out; reading this server one command at a time");
+                }
                 return Err(error);
             }
             Err(error) => return Err(error),
