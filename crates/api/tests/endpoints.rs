@@ -459,6 +459,7 @@ async fn servers_list_shows_skipped_items(pool: PgPool) {
         ],
         usage_source: Some("none"),
         webadmin_error: None,
+        sent_ahead_dropped: false,
     };
     let mut connection = app.pool.acquire().await.unwrap();
     polls::record_result(&mut connection, run_id, &result)

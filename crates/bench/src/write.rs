@@ -50,6 +50,7 @@ pub fn build_snapshot(domains: usize, accounts_per_domain: usize) -> Snapshot {
         domains,
         skipped: Vec::new(),
         webadmin_error: None,
+        sent_ahead_dropped: false,
     }
 }
 

@@ -77,6 +77,10 @@ pub struct Snapshot {
     pub skipped: Vec<SkippedItem>,
     /// Reason the WebAdmin feed was not used although it was enabled.
     pub webadmin_error: Option<String>,
+    /// Whether commands sent ahead went unanswered, so that the rest of
+    /// the server was read one command at a time.
+    #[serde(default)]
+    pub sent_ahead_dropped: bool,
 }
 
 impl Snapshot {

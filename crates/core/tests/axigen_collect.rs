@@ -137,6 +137,7 @@ async fn collect_every_variant(options: &CollectOptions) -> u64 {
             variant.name
         );
         assert_read_only(&server);
+        assert!(!snapshot.sent_ahead_dropped, "variant \"{}\"", variant.name);
         sent_ahead += server.stats().commands_sent_ahead;
         server.shutdown().await;
     }

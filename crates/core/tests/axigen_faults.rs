@@ -765,6 +765,7 @@ async fn dropped_batch_falls_back_to_single_commands() {
     // One session lost its batch and was replaced; every later account
     // was read one command at a time on the second.
     assert_eq!(server.stats().logins_succeeded, 2);
+    assert!(snapshot.sent_ahead_dropped);
     assert_read_only(&server);
 }
 

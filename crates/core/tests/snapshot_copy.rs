@@ -65,6 +65,7 @@ async fn copy_round_trips_awkward_names(pool: PgPool) {
         }],
         skipped: Vec::new(),
         webadmin_error: None,
+        sent_ahead_dropped: false,
     };
 
     let mut connection = pool.acquire().await.unwrap();

@@ -60,6 +60,7 @@ fn sample_snapshot(suffix: &str) -> Snapshot {
         ],
         skipped: vec![],
         webadmin_error: None,
+        sent_ahead_dropped: false,
     }
 }
 

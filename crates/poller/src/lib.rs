@@ -411,6 +411,7 @@ impl ServerTask<'_> {
             skipped: Vec::new(),
             usage_source: None,
             webadmin_error: None,
+            sent_ahead_dropped: false,
         };
 
         // The lock is held for the whole poll, so that a second poller
@@ -491,6 +492,7 @@ impl ServerTask<'_> {
             skipped: snapshot.skipped.clone(),
             usage_source: Some(snapshot.usage_source_summary()),
             webadmin_error: snapshot.webadmin_error.clone(),
+            sent_ahead_dropped: snapshot.sent_ahead_dropped,
             ..base
         };
         if self.settings.dry_run {

@@ -111,6 +111,19 @@ fn render_table(report: &RunReport) -> String {
             servers(cli_fallbacks)
         );
     }
+    let sent_ahead_dropped = report
+        .servers
+        .iter()
+        .filter(|outcome| outcome.result.sent_ahead_dropped)
+        .count();
+    if sent_ahead_dropped > 0 {
+        let _ = writeln!(
+            text,
+            "{} left commands sent ahead unanswered and were read one command at a time; \
+             poll them without --send-ahead (--output json names them)",
+            servers(sent_ahead_dropped)
+        );
+    }
     text
 }
 
@@ -143,6 +156,7 @@ mod tests {
                 skipped: Vec::new(),
                 usage_source: Some("cli"),
                 webadmin_error: webadmin_error.map(str::to_owned),
+                sent_ahead_dropped: false,
             },
             snapshot: None,
         }
@@ -188,5 +202,23 @@ mod tests {
         )]));
         assert!(text.contains("1 server: 1 ok"), "{text}");
         assert!(!text.contains("over the CLI"), "{text}");
+        assert!(!text.contains("sent ahead"), "{text}");
+    }
+
+    #[test]
+    fn table_notes_dropped_sent_ahead() {
+        let mut dropped = outcome("mx1.example.net", PollStatus::Ok, None);
+        dropped.result.sent_ahead_dropped = true;
+        let text = render_table(&report(vec![
+            dropped,
+            outcome("mx2.example.net", PollStatus::Ok, None),
+        ]));
+        assert!(
+            text.contains(
+                "1 server left commands sent ahead unanswered and were read one command at a \
+                 time; poll them without --send-ahead (--output json names them)"
+            ),
+            "{text}"
+        );
     }
 }

@@ -807,3 +807,39 @@ async fn sigterm_during_every_leaves_no_half_written_server(pool: PgPool) {
             .unwrap();
     assert_eq!(unfinished, 0);
 }
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn binary_names_servers_that_drop_commands_sent_ahead(pool: PgPool) {
+    let fixture = Fixture::new(pool);
+    let taking_data = data(70, 1, 5);
+    let dropping_data = data(71, 1, 5);
+    let taking = start(71, taking_data.clone(), Behavior::default()).await;
+    let dropping_behavior = Behavior {
+        discard_typeahead: true,
+        ..Behavior::default()
+    };
+    let dropping = start(72, dropping_data.clone(), dropping_behavior).await;
+    let taking_id = fixture.register(&taking, "secret").await;
+    let dropping_id = fixture.register(&dropping, "secret").await;
+
+    let output = fixture
+        .poller_command(&["--send-ahead", "--reply-timeout", "1s"])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("1 server left commands sent ahead unanswered"),
+        "{stdout}"
+    );
+    assert_eq!(
+        fixture.stored_accounts(taking_id).await,
+        expected_accounts(&taking_data)
+    );
+    assert_eq!(
+        fixture.stored_accounts(dropping_id).await,
+        expected_accounts(&dropping_data)
+    );
+    assert!(taking.stats().commands_sent_ahead > 0);
+}

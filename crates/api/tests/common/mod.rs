@@ -183,6 +183,7 @@ impl TestApp {
             domains,
             skipped: Vec::new(),
             webadmin_error: None,
+            sent_ahead_dropped: false,
         };
         let mut transaction = self.pool.begin().await.expect("begin");
         snapshot::replace_snapshot(&mut transaction, server_id, &snapshot)
@@ -215,6 +216,7 @@ impl TestApp {
             skipped: Vec::new(),
             usage_source: Some("webadmin"),
             webadmin_error: None,
+            sent_ahead_dropped: false,
         };
         let mut connection = self.pool.acquire().await.expect("acquire");
         polls::record_result(&mut connection, run_id, &result)

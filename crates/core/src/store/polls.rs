@@ -48,6 +48,9 @@ pub struct PollResult {
     pub skipped: Vec<SkippedItem>,
     pub usage_source: Option<&'static str>,
     pub webadmin_error: Option<String>,
+    /// Whether the server left commands sent ahead unanswered. Shown in
+    /// the poller's output only, not stored.
+    pub sent_ahead_dropped: bool,
 }
 
 /// Counts per outcome, written to `poll_runs` when a run ends.

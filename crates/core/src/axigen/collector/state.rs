@@ -60,6 +60,8 @@ pub(super) struct CollectState {
     /// Whether sessions send an account's commands together; cleared for
     /// the rest of the collection when the server leaves them unanswered.
     send_ahead: AtomicBool,
+    /// Whether the collection started out sending ahead.
+    send_ahead_requested: bool,
 }
 
 impl CollectState {
@@ -85,6 +87,7 @@ impl CollectState {
             }),
             feed,
             send_ahead: AtomicBool::new(send_ahead),
+            send_ahead_requested: send_ahead,
         }
     }
 
@@ -218,6 +221,7 @@ impl CollectState {
         collected_at: DateTime<Utc>,
         webadmin_error: Option<String>,
     ) -> Result<Snapshot, CliError> {
+        let sent_ahead_dropped = self.send_ahead_requested && !self.sends_ahead();
         let inner = self
             .inner
             .into_inner()
@@ -253,6 +257,7 @@ impl CollectState {
             domains,
             skipped: inner.skipped,
             webadmin_error,
+            sent_ahead_dropped,
         })
     }
 }
