@@ -22,9 +22,13 @@ use tokio::sync::oneshot;
 /// that the pauses due by then end together. No pause ends early.
 const COALESCE: Duration = Duration::from_micros(20);
 
-/// Waits until `deadline`. Falls back to tokio's timer when the timer
-/// thread could not be started.
+/// Waits until `deadline`, and not at all when it has passed, as for
+/// replies to commands that arrived together. Falls back to tokio's timer
+/// when the timer thread could not be started.
 pub(crate) async fn pause_until(deadline: Instant) {
+    if deadline <= Instant::now() {
+        return;
+    }
     let Some(timer) = timer() else {
         tokio::time::sleep_until(deadline.into()).await;
         return;
@@ -173,6 +177,15 @@ mod tests {
                 "a pause of {duration:?} lasted {elapsed:?}"
             );
         }
+    }
+
+    #[test]
+    fn pause_until_past_deadline_ends_at_once() {
+        let past = Instant::now() - Duration::from_millis(5);
+        // Ready on the first poll, so no timer thread was involved.
+        let paused = std::pin::pin!(pause_until(past));
+        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(paused.poll(&mut context).is_ready());
     }
 
     #[tokio::test]

@@ -39,7 +39,8 @@ pub struct FleetSpec {
     #[arg(long, default_value_t = 0)]
     pub latency_ms: u64,
     /// Make the pause a network round trip, which commands sent together
-    /// share, instead of the servers' time per command
+    /// share, instead of the servers' time per command (`run` polls with
+    /// both and ignores this)
     #[arg(long)]
     pub network_latency: bool,
     /// Worker threads of the fleet's runtime. With one, the fake servers

@@ -263,38 +263,47 @@ async fn run_poll(
     let split = poll::split_poll(pool, vault, concurrency).await?;
     let fast_stats = fleet.stop().await?;
 
-    // Poll with added latency per CLI reply, as the poller runs by default
-    // and with its commands sent ahead.
-    let slow = FleetSpec {
+    // Polls with added latency, as the poller runs by default and with its
+    // commands sent ahead: a pause per reply for the servers' time per
+    // command, then as a network round trip, then one server alone.
+    let processing = FleetSpec {
         latency_ms: args.slow_latency_ms,
+        network_latency: false,
         ..args.fleet
     };
-    progress(&format!(
-        "poll 4: the poller against fake servers adding {} ms per CLI reply",
-        args.slow_latency_ms
-    ));
-    let default_poll = bench.poll_fleet(slow, concurrency, "poll-4.log").await?;
-    progress("poll 5: the same with --send-ahead");
+    let network = FleetSpec {
+        network_latency: true,
+        ..processing
+    };
+    let one = FleetSpec {
+        servers: 1,
+        ..network
+    };
     let ahead = Concurrency {
         send_ahead: true,
         ..concurrency
     };
-    let ahead_poll = bench.poll_fleet(slow, ahead, "poll-5.log").await?;
-
-    // One server whose latency is a network round trip, both ways.
-    progress(&format!(
-        "polls 6 and 7: one server with a {} ms network round trip, without and with --send-ahead",
-        args.slow_latency_ms
-    ));
-    let one = FleetSpec {
-        servers: 1,
-        network_latency: true,
-        ..slow
-    };
-    let one_server = vec![
-        bench.poll_fleet(one, concurrency, "poll-6.log").await?,
-        bench.poll_fleet(one, ahead, "poll-7.log").await?,
+    let mut slow = Vec::new();
+    let mut one_server = Vec::new();
+    let runs = [
+        (processing, concurrency),
+        (processing, ahead),
+        (network, concurrency),
+        (network, ahead),
+        (one, concurrency),
+        (one, ahead),
     ];
+    for (number, (spec, concurrency)) in (4..).zip(runs) {
+        let poll = bench
+            .poll_fleet(spec, concurrency, &format!("poll-{number}.log"))
+            .await?;
+        progress(&format!("poll {number}: {}", poll.name(args)));
+        if spec.servers == 1 && args.fleet.servers > 1 {
+            one_server.push(poll);
+        } else {
+            slow.push(poll);
+        }
+    }
 
     print_poll(
         args,
@@ -303,7 +312,7 @@ async fn run_poll(
             second,
             split,
             fast_stats,
-            slow: [default_poll, ahead_poll],
+            slow,
             one_server,
         },
     );
@@ -357,6 +366,7 @@ impl PollBench<'_> {
         check_accounts(pool, self.args.fleet.accounts()).await?;
         let stats = fleet.stop().await?;
         Ok(SlowPoll {
+            spec,
             send_ahead: concurrency.send_ahead,
             usage,
             stats,
@@ -458,9 +468,9 @@ struct PollFigures {
     second: ChildUsage,
     split: poll::Split,
     fast_stats: FleetStats,
-    /// The slow poll as the poller runs by default, then with
-    /// `--send-ahead`.
-    slow: [SlowPoll; 2],
+    /// The polls of every server with added latency: per reply, then as a
+    /// network round trip, each by default and with `--send-ahead`.
+    slow: Vec<SlowPoll>,
     /// One server whose latency is a network round trip, polled the same
     /// two ways.
     one_server: Vec<SlowPoll>,
@@ -468,6 +478,8 @@ struct PollFigures {
 
 /// One poll against fake servers that pause before every CLI reply.
 struct SlowPoll {
+    /// The fleet polled.
+    spec: FleetSpec,
     send_ahead: bool,
     usage: ChildUsage,
     stats: FleetStats,
@@ -475,22 +487,36 @@ struct SlowPoll {
 
 impl SlowPoll {
     fn name(&self, args: &RunArgs) -> String {
+        let latency = if self.spec.network_latency {
+            format!("{} ms network round trip", args.slow_latency_ms)
+        } else {
+            format!("{} ms per CLI reply", args.slow_latency_ms)
+        };
         let how = if self.send_ahead {
             ", --send-ahead"
         } else {
             ""
         };
-        format!("{} ms per CLI reply, replacing{how}", args.slow_latency_ms)
+        format!("{latency}, replacing{how}")
     }
 
-    /// Returns the round-trip bound: every reply's pause, spread over the
-    /// sessions that run in parallel.
+    /// Returns the round trips of the poll: every reply, except that with a
+    /// network round trip, commands sent together share one.
+    fn round_trips(&self) -> u64 {
+        let shared = if self.spec.network_latency {
+            self.stats.commands_sent_ahead
+        } else {
+            0
+        };
+        self.stats.commands_total().saturating_sub(shared)
+    }
+
+    /// Returns the round-trip bound: every round trip's pause, spread over
+    /// the sessions that run in parallel.
     fn bound(&self, args: &RunArgs) -> Duration {
-        let parallel = args.max_servers.min(args.fleet.servers) * args.sessions_per_server;
+        let parallel = args.max_servers.min(self.spec.servers) * args.sessions_per_server;
         Duration::from_secs_f64(
-            self.stats.commands_total() as f64 * args.slow_latency_ms as f64
-                / 1000.0
-                / parallel as f64,
+            self.round_trips() as f64 * args.slow_latency_ms as f64 / 1000.0 / parallel as f64,
         )
     }
 }
@@ -599,15 +625,16 @@ fn print_poll(args: &RunArgs, figures: &PollFigures) {
 fn print_slow_poll(args: &RunArgs, poll: &SlowPoll, cores: usize) {
     let accounts = args.fleet.accounts();
     let replies = poll.stats.commands_total();
-    let per_account = replies as f64 / accounts as f64;
+    let round_trips = poll.round_trips();
+    let per_account = round_trips as f64 / accounts as f64;
     let parallel = args.max_servers.min(args.fleet.servers) * args.sessions_per_server;
     let bound = poll.bound(args);
     println!("### {}\n", poll.name(args));
     println!(
-        "Round-trip bound: {replies} CLI replies ({per_account:.2} per \
-         account) x {} ms / {parallel} sessions in parallel = {}. Measured {}, {:.2}x the \
-         bound. Commands by kind: {:?}. CLI connections: {}; most sessions open on one \
-         server at once: {}; WebAdmin requests: {}.\n",
+        "Round-trip bound: {round_trips} round trips for {replies} CLI replies \
+         ({per_account:.2} per account) x {} ms / {parallel} sessions in parallel = {}. \
+         Measured {}, {:.2}x the bound. Commands by kind: {:?}. CLI connections: {}; most \
+         sessions open on one server at once: {}; WebAdmin requests: {}.\n",
         args.slow_latency_ms,
         seconds(bound),
         seconds(poll.usage.wall),
@@ -617,7 +644,15 @@ fn print_slow_poll(args: &RunArgs, poll: &SlowPoll, cores: usize) {
         poll.stats.peak_sessions_per_server,
         poll.stats.webadmin_requests
     );
-    if let Some(mean) = poll.stats.mean_delayed_reply() {
+    let mean_reply = poll.stats.mean_delayed_reply();
+    if let (Some(mean), true) = (mean_reply, poll.spec.network_latency) {
+        println!(
+            "The fake servers' replies left {:.3} ms after their command arrived, on \
+             average (round trip: {} ms).\n",
+            mean.as_secs_f64() * 1e3,
+            args.slow_latency_ms
+        );
+    } else if let Some(mean) = mean_reply {
         println!(
             "The fake servers' replies took {:.3} ms on average from the start of the \
              pause to the end of the write (asked: {} ms), so {:.2}x the bound is the fake \
@@ -677,15 +712,8 @@ fn print_network_polls(args: &RunArgs, polls: &[SlowPoll]) {
         "| commands | wall time | round trips per account | round-trip bound | ratio |\n|---|---|---|---|---|"
     );
     for poll in polls {
-        let round_trips = poll
-            .stats
-            .commands_total()
-            .saturating_sub(poll.stats.commands_sent_ahead);
-        let bound = Duration::from_secs_f64(
-            round_trips as f64 * args.slow_latency_ms as f64
-                / 1000.0
-                / args.sessions_per_server as f64,
-        );
+        let round_trips = poll.round_trips();
+        let bound = poll.bound(args);
         let how = if poll.send_ahead {
             "sent ahead (`--send-ahead`)"
         } else {
