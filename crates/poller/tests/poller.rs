@@ -812,7 +812,7 @@ async fn sigterm_during_every_leaves_no_half_written_server(pool: PgPool) {
 async fn binary_names_servers_that_drop_commands_sent_ahead(pool: PgPool) {
     let fixture = Fixture::new(pool);
     let taking_data = data(70, 1, 5);
-    let dropping_data = data(71, 1, 5);
+    let dropping_data = data(71, 4, 5);
     let taking = start(71, taking_data.clone(), Behavior::default()).await;
     let dropping_behavior = Behavior {
         discard_typeahead: true,
@@ -832,6 +832,14 @@ async fn binary_names_servers_that_drop_commands_sent_ahead(pool: PgPool) {
     assert!(
         stdout.contains("1 server left commands sent ahead unanswered"),
         "{stdout}"
+    );
+    // Every session of the dropping server timed out, and the log says so
+    // once.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        stderr.matches("commands sent ahead timed out").count(),
+        1,
+        "{stderr}"
     );
     assert_eq!(
         fixture.stored_accounts(taking_id).await,
