@@ -6,7 +6,7 @@ use axum::body::Body;
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 
-use crate::views::{AccountView, DomainSummaryView};
+use crate::views::{AccountView, DomainSummaryView, ServerView};
 
 /// Column names of account rows, in order.
 pub const ACCOUNT_COLUMNS: &[&str] = &[
@@ -41,6 +41,26 @@ pub const DOMAIN_COLUMNS: &[&str] = &[
     "accounts_over_threshold",
     "threshold_percent",
     "collected_at",
+];
+
+/// Column names of server rows, in order.
+pub const SERVER_COLUMNS: &[&str] = &[
+    "name",
+    "hostname",
+    "cli_port",
+    "webadmin_port",
+    "cli_tls",
+    "webadmin_enabled",
+    "last_poll_at",
+    "last_poll_status",
+    "last_poll_error",
+    "last_poll_duration_ms",
+    "last_success_at",
+    "collected_at",
+    "domains",
+    "accounts",
+    "used_kb",
+    "used_readable",
 ];
 
 /// Formats a size in KB with binary units, for example `716.0 MB` for
@@ -159,6 +179,46 @@ pub fn write_domain(out: &mut Vec<u8>, view: &DomainSummaryView) {
     write_number(out, Some(view.threshold_percent));
     out.push(b',');
     write_text(out, &view.collected_at.to_rfc3339());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends one server row in [`SERVER_COLUMNS`] order.
+pub fn write_server(out: &mut Vec<u8>, view: &ServerView) {
+    let time = |time: Option<chrono::DateTime<chrono::Utc>>| {
+        time.map(|time| time.to_rfc3339()).unwrap_or_default()
+    };
+    let last_poll = view.last_poll.as_ref();
+    write_text(out, &view.name);
+    out.push(b',');
+    write_text(out, &view.hostname);
+    out.push(b',');
+    write_number(out, Some(view.cli_port));
+    out.push(b',');
+    write_number(out, Some(view.webadmin_port));
+    out.push(b',');
+    write_number(out, Some(view.cli_tls));
+    out.push(b',');
+    write_number(out, Some(view.webadmin_enabled));
+    out.push(b',');
+    write_text(out, &time(last_poll.map(|poll| poll.started_at)));
+    out.push(b',');
+    write_text(out, last_poll.map_or("", |poll| poll.status.as_str()));
+    out.push(b',');
+    write_text(out, last_poll.and_then(|poll| poll.error.as_deref()).unwrap_or(""));
+    out.push(b',');
+    write_number(out, last_poll.and_then(|poll| poll.duration_ms));
+    out.push(b',');
+    write_text(out, &time(view.last_success_at));
+    out.push(b',');
+    write_text(out, &time(view.collected_at));
+    out.push(b',');
+    write_number(out, Some(view.domains));
+    out.push(b',');
+    write_number(out, Some(view.accounts));
+    out.push(b',');
+    write_number(out, Some(view.used_kb));
+    out.push(b',');
+    write_text(out, &readable_size(Some(view.used_kb)));
     out.extend_from_slice(b"\r\n");
 }
 

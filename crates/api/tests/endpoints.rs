@@ -680,6 +680,25 @@ async fn csv_output_has_kb_and_readable_sizes(pool: PgPool) {
             .starts_with("server_name,server_hostname,domain,status,accounts,")
     );
     assert_eq!(domains.text.lines().count(), 5);
+
+    let servers = app.get("/servers?format=csv").await;
+    assert_eq!(servers.status, 200, "{}", servers.text);
+    assert_eq!(servers.headers["content-type"], "text/csv; charset=utf-8");
+    let lines: Vec<&str> = servers.text.split("\r\n").collect();
+    assert_eq!(
+        lines[0],
+        "name,hostname,cli_port,webadmin_port,cli_tls,webadmin_enabled,last_poll_at,\
+         last_poll_status,last_poll_error,last_poll_duration_ms,last_success_at,collected_at,\
+         domains,accounts,used_kb,used_readable"
+    );
+    assert_eq!(
+        lines[2],
+        "mx2,mx2.example.net,7000,9000,false,true,2026-12-04T20:00:00+00:00,failed,\
+         mx2.example.net: connection refused,1234,,2026-12-04T19:00:00+00:00,2,1,10240,10.0 MB"
+    );
+    // A server never polled has empty poll columns.
+    assert_eq!(lines[3], "mx3,mx3.example.net,7000,9000,false,true,,,,,,,0,0,0,0 KB");
+    assert_eq!(lines.len(), 1 + 3 + 1, "header, three servers, final empty line");
 }
 
 #[sqlx::test(migrations = "../../migrations")]

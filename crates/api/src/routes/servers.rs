@@ -7,13 +7,15 @@ use axiquota_core::store::servers::{self, InsertServerError, ServerChanges};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::auth::{AdminAccess, ReadAccess, Scope};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{JsonBody, QueryParams};
+use crate::csv;
+use crate::extract::{AcceptHeader, Format, JsonBody, QueryParams};
 use crate::validate;
 use crate::views::{ServerListing, ServerView};
 
@@ -411,8 +413,9 @@ pub async fn delete_server(
     tag = "servers",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Every registered server", body = ServerListing),
-        (status = 400, description = "Any query parameter: the listing takes none", body = ErrorBody),
+        (status = 200, description = "Every registered server; CSV has one row per server",
+            content((ServerListing = "application/json"), (String = "text/csv"))),
+        (status = 400, description = "Invalid or unknown query parameter", body = ErrorBody),
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
         (status = 500, description = "Internal error; the cause is logged", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody),
@@ -422,16 +425,25 @@ pub async fn list_servers(
     ReadAccess(scope): ReadAccess,
     State(state): State<AppState>,
     params: QueryParams,
-) -> Result<Json<ServerListing>, ApiError> {
+    AcceptHeader(accept): AcceptHeader,
+) -> Result<Response, ApiError> {
     // A filter the listing does not have would otherwise be ignored
     // silently, and a script would read every server as the filtered ones.
-    params.check_known(&[])?;
+    params.check_known(&["format"])?;
+    let format = Format::negotiate(&params, accept.as_deref())?;
     let rows = report::list_server_status(&state.pool).await?;
     let show_username = scope == Scope::Admin;
-    Ok(Json(ServerListing {
-        servers: rows
-            .into_iter()
-            .map(|row| ServerView::new(row, show_username))
-            .collect(),
-    }))
+    let servers: Vec<ServerView> = rows
+        .into_iter()
+        .map(|row| ServerView::new(row, show_username))
+        .collect();
+    if format == Format::Csv {
+        let mut out = Vec::new();
+        csv::write_header(&mut out, csv::SERVER_COLUMNS);
+        for server in &servers {
+            csv::write_server(&mut out, server);
+        }
+        return Ok(csv::response(out, "servers.csv"));
+    }
+    Ok(Json(ServerListing { servers }).into_response())
 }
