@@ -5,6 +5,7 @@
 use axum::body::Body;
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
 
 use crate::views::{AccountView, DomainSummaryView, ServerView};
 
@@ -115,6 +116,43 @@ fn write_number<T: ToString>(out: &mut Vec<u8>, value: Option<T>) {
     }
 }
 
+/// One row being appended: fields are separated by commas and the row
+/// ends with CRLF.
+struct Row<'a> {
+    out: &'a mut Vec<u8>,
+    first: bool,
+}
+
+impl<'a> Row<'a> {
+    fn start(out: &'a mut Vec<u8>) -> Self {
+        Self { out, first: true }
+    }
+
+    fn separate(&mut self) {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+    }
+
+    fn text(mut self, text: &str) -> Self {
+        self.separate();
+        write_text(self.out, text);
+        self
+    }
+
+    /// Appends a number or a boolean; `None` leaves the field empty.
+    fn number<T: ToString>(mut self, value: Option<T>) -> Self {
+        self.separate();
+        write_number(self.out, value);
+        self
+    }
+
+    fn end(self) {
+        self.out.extend_from_slice(b"\r\n");
+    }
+}
+
 /// Appends one account row in [`ACCOUNT_COLUMNS`] order.
 pub fn write_account(
     out: &mut Vec<u8>,
@@ -122,104 +160,70 @@ pub fn write_account(
     server_hostname: &str,
     view: &AccountView,
 ) {
-    write_text(out, server_name);
-    out.push(b',');
-    write_text(out, server_hostname);
-    out.push(b',');
-    write_text(out, &view.domain);
-    out.push(b',');
-    write_text(out, &view.email);
-    out.push(b',');
-    write_text(out, &view.local_part);
-    out.push(b',');
-    write_number(out, view.quota_kb);
-    out.push(b',');
-    write_number(out, Some(view.used_kb));
-    out.push(b',');
-    write_number(out, view.quota_kb.map(|quota| quota - view.used_kb));
-    out.push(b',');
-    write_number(out, view.usage_percent);
-    out.push(b',');
-    write_text(out, &readable_size(view.quota_kb));
-    out.push(b',');
-    write_text(out, &readable_size(Some(view.used_kb)));
-    out.push(b',');
-    write_number(out, view.message_count);
-    out.push(b',');
-    write_text(out, &view.usage_source);
-    out.push(b',');
-    write_text(out, &view.collected_at.to_rfc3339());
-    out.extend_from_slice(b"\r\n");
+    Row::start(out)
+        .text(server_name)
+        .text(server_hostname)
+        .text(&view.domain)
+        .text(&view.email)
+        .text(&view.local_part)
+        .number(view.quota_kb)
+        .number(Some(view.used_kb))
+        .number(view.quota_kb.map(|quota| quota - view.used_kb))
+        .number(view.usage_percent)
+        .text(&readable_size(view.quota_kb))
+        .text(&readable_size(Some(view.used_kb)))
+        .number(view.message_count)
+        .text(&view.usage_source)
+        .text(&view.collected_at.to_rfc3339())
+        .end();
 }
 
 /// Appends one per-domain row in [`DOMAIN_COLUMNS`] order.
 pub fn write_domain(out: &mut Vec<u8>, view: &DomainSummaryView) {
-    write_text(out, &view.server_name);
-    out.push(b',');
-    write_text(out, &view.server_hostname);
-    out.push(b',');
-    write_text(out, &view.name);
-    out.push(b',');
-    write_text(out, &view.status);
-    out.push(b',');
-    write_number(out, Some(view.accounts));
-    out.push(b',');
-    write_number(out, Some(view.used_kb));
-    out.push(b',');
-    write_number(out, Some(view.allocated_kb));
-    out.push(b',');
-    write_text(out, &readable_size(Some(view.used_kb)));
-    out.push(b',');
-    write_text(out, &readable_size(Some(view.allocated_kb)));
-    out.push(b',');
-    write_number(out, Some(view.unlimited_accounts));
-    out.push(b',');
-    write_number(out, Some(view.accounts_over_threshold));
-    out.push(b',');
-    write_number(out, Some(view.threshold_percent));
-    out.push(b',');
-    write_text(out, &view.collected_at.to_rfc3339());
-    out.extend_from_slice(b"\r\n");
+    Row::start(out)
+        .text(&view.server_name)
+        .text(&view.server_hostname)
+        .text(&view.name)
+        .text(&view.status)
+        .number(Some(view.accounts))
+        .number(Some(view.used_kb))
+        .number(Some(view.allocated_kb))
+        .text(&readable_size(Some(view.used_kb)))
+        .text(&readable_size(Some(view.allocated_kb)))
+        .number(Some(view.unlimited_accounts))
+        .number(Some(view.accounts_over_threshold))
+        .number(Some(view.threshold_percent))
+        .text(&view.collected_at.to_rfc3339())
+        .end();
 }
 
 /// Appends one server row in [`SERVER_COLUMNS`] order.
 pub fn write_server(out: &mut Vec<u8>, view: &ServerView) {
-    let time = |time: Option<chrono::DateTime<chrono::Utc>>| {
-        time.map(|time| time.to_rfc3339()).unwrap_or_default()
-    };
+    let time = |time: Option<DateTime<Utc>>| time.map(|time| time.to_rfc3339()).unwrap_or_default();
     let last_poll = view.last_poll.as_ref();
-    write_text(out, &view.name);
-    out.push(b',');
-    write_text(out, &view.hostname);
-    out.push(b',');
-    write_number(out, Some(view.cli_port));
-    out.push(b',');
-    write_number(out, Some(view.webadmin_port));
-    out.push(b',');
-    write_number(out, Some(view.cli_tls));
-    out.push(b',');
-    write_number(out, Some(view.webadmin_enabled));
-    out.push(b',');
-    write_text(out, &time(last_poll.map(|poll| poll.started_at)));
-    out.push(b',');
-    write_text(out, last_poll.map_or("", |poll| poll.status.as_str()));
-    out.push(b',');
-    write_text(out, last_poll.and_then(|poll| poll.error.as_deref()).unwrap_or(""));
-    out.push(b',');
-    write_number(out, last_poll.and_then(|poll| poll.duration_ms));
-    out.push(b',');
-    write_text(out, &time(view.last_success_at));
-    out.push(b',');
-    write_text(out, &time(view.collected_at));
-    out.push(b',');
-    write_number(out, Some(view.domains));
-    out.push(b',');
-    write_number(out, Some(view.accounts));
-    out.push(b',');
-    write_number(out, Some(view.used_kb));
-    out.push(b',');
-    write_text(out, &readable_size(Some(view.used_kb)));
-    out.extend_from_slice(b"\r\n");
+
+    Row::start(out)
+        .text(&view.name)
+        .text(&view.hostname)
+        .number(Some(view.cli_port))
+        .number(Some(view.webadmin_port))
+        .number(Some(view.cli_tls))
+        .number(Some(view.webadmin_enabled))
+        .text(&time(last_poll.map(|poll| poll.started_at)))
+        .text(last_poll.map_or("", |poll| poll.status.as_str()))
+        .text(
+            last_poll
+                .and_then(|poll| poll.error.as_deref())
+                .unwrap_or(""),
+        )
+        .number(last_poll.and_then(|poll| poll.duration_ms))
+        .text(&time(view.last_success_at))
+        .text(&time(view.collected_at))
+        .number(Some(view.domains))
+        .number(Some(view.accounts))
+        .number(Some(view.used_kb))
+        .text(&readable_size(Some(view.used_kb)))
+        .end();
 }
 
 /// Wraps a CSV body in a response with its content type and a file name

@@ -697,8 +697,15 @@ async fn csv_output_has_kb_and_readable_sizes(pool: PgPool) {
          mx2.example.net: connection refused,1234,,2026-12-04T19:00:00+00:00,2,1,10240,10.0 MB"
     );
     // A server never polled has empty poll columns.
-    assert_eq!(lines[3], "mx3,mx3.example.net,7000,9000,false,true,,,,,,,0,0,0,0 KB");
-    assert_eq!(lines.len(), 1 + 3 + 1, "header, three servers, final empty line");
+    assert_eq!(
+        lines[3],
+        "mx3,mx3.example.net,7000,9000,false,true,,,,,,,0,0,0,0 KB"
+    );
+    assert_eq!(
+        lines.len(),
+        1 + 3 + 1,
+        "header, three servers, final empty line"
+    );
 }
 
 #[sqlx::test(migrations = "../../migrations")]

@@ -13,8 +13,8 @@ use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::auth::{AdminAccess, ReadAccess, Scope};
-use crate::error::{ApiError, ErrorBody};
 use crate::csv;
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::{AcceptHeader, Format, JsonBody, QueryParams};
 use crate::validate;
 use crate::views::{ServerListing, ServerView};
