@@ -503,9 +503,10 @@ async fn server_rows(app: &TestApp) -> Vec<String> {
 #[sqlx::test(migrations = "../../migrations")]
 async fn invalid_update_changes_nothing(pool: PgPool) {
     let app = seeded(pool).await;
+    app.add_server("mx2", "mx2.example.net").await;
     let servers_before = server_rows(&app).await;
     let counts_before = app.table_counts().await;
-    let cases: [(&str, u16, Option<&str>, &str); 12] = [
+    let cases: [(&str, u16, Option<&str>, &str); 14] = [
         ("{}", 400, Some("hostname"), "missing field"),
         (
             r#"{"hostname": "mx1.example.net"}"#,
@@ -520,10 +521,22 @@ async fn invalid_update_changes_nothing(pool: PgPool) {
             "nothing to update",
         ),
         (
-            r#"{"hostname": "mx1.example.net", "new_hostname": "mx9.example.net"}"#,
+            r#"{"hostname": "mx1.example.net", "new_name": "mx9"}"#,
+            400,
+            Some("new_name"),
+            "unknown field",
+        ),
+        (
+            r#"{"hostname": "mx1.example.net", "new_hostname": "MX2.example.net"}"#,
+            409,
+            Some("new_hostname"),
+            "host name taken: another server has hostname \"MX2.example.net\"",
+        ),
+        (
+            r#"{"hostname": "mx1.example.net", "new_hostname": "mail 1.example.net"}"#,
             400,
             Some("new_hostname"),
-            "unknown field",
+            "invalid new_hostname \"mail 1.example.net\"",
         ),
         (
             r#"{"hostname": "mx1.example.net", "cli_port": 0}"#,

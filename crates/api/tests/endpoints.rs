@@ -866,6 +866,28 @@ async fn update_server_keeps_snapshot(pool: PgPool) {
         )
         .await;
     assert_eq!(unknown.status, 404, "{}", unknown.text);
+
+    // A new host name keeps the snapshot under the same server.
+    let renamed = app
+        .send_json(
+            Method::PATCH,
+            "/update_server",
+            r#"{"hostname": "mx1.example.net", "new_hostname": "mail1.example.net"}"#,
+        )
+        .await;
+    assert_eq!(renamed.status, 200, "{}", renamed.text);
+    assert_eq!(renamed.json()["server"]["hostname"], "mail1.example.net");
+    assert_eq!(
+        renamed.json()["message"],
+        "server mx1-new (mail1.example.net) updated"
+    );
+    assert_eq!(app.table_counts().await, counts_before);
+    let on_new_name = app
+        .get("/report?account=alice@example.com&server=mail1.example.net")
+        .await;
+    assert_eq!(on_new_name.status, 200, "{}", on_new_name.text);
+    let on_old_name = app.get("/report?server=mx1.example.net").await;
+    assert_eq!(on_old_name.status, 404, "{}", on_old_name.text);
 }
 
 #[sqlx::test(migrations = "../../migrations")]

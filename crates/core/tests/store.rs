@@ -88,7 +88,7 @@ async fn duplicate_hostname_in_other_case_is_rejected(pool: PgPool) {
         .await
         .unwrap_err();
     assert!(
-        matches!(error, servers::InsertServerError::Duplicate(_)),
+        matches!(error, servers::SaveServerError::Duplicate(_)),
         "{error}"
     );
     assert_eq!(servers::list(&pool).await.unwrap().len(), 1);

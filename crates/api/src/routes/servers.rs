@@ -3,7 +3,7 @@
 use axiquota_core::Secret;
 use axiquota_core::model::NewServer;
 use axiquota_core::store::report::{self, ServerStatus};
-use axiquota_core::store::servers::{self, InsertServerError, ServerChanges};
+use axiquota_core::store::servers::{self, SaveServerError, ServerChanges};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -156,14 +156,14 @@ pub async fn add_server(
     let server = servers::insert(&state.pool, &state.vault, &new_server)
         .await
         .map_err(|error| match error {
-            InsertServerError::Duplicate(hostname) => ApiError::Conflict {
+            SaveServerError::Duplicate(hostname) => ApiError::Conflict {
                 message: format!(
                     "server already registered: a server with hostname {hostname:?} exists (host names ignore letter case); change it with PATCH /update_server"
                 ),
                 field: Some("hostname".to_owned()),
                 servers: None,
             },
-            InsertServerError::Database(error) => ApiError::from(error),
+            SaveServerError::Database(error) => ApiError::from(error),
         })?;
     tracing::info!(server = %server.hostname, id = %server.id, "server registered");
 
@@ -199,10 +199,13 @@ pub async fn add_server(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateServerRequest {
-    /// Host name of the server to change, in any letter case. It cannot be
-    /// changed: delete the server and add it again under the new name.
+    /// Host name of the server to change, in any letter case.
     #[schema(example = "mx1.example.net")]
     pub hostname: String,
+    /// A new host name for the server, for example after its DNS name
+    /// changed. It must not belong to another server.
+    #[schema(example = "mail1.example.net")]
+    pub new_hostname: Option<String>,
     /// Label shown in reports.
     pub name: Option<String>,
     /// Port of the Axigen admin CLI.
@@ -233,6 +236,7 @@ impl std::fmt::Debug for UpdateServerRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UpdateServerRequest")
             .field("hostname", &self.hostname)
+            .field("new_hostname", &self.new_hostname)
             .field("name", &self.name)
             .field("password", &self.password.as_ref().map(|_| "[redacted]"))
             .finish_non_exhaustive()
@@ -243,6 +247,9 @@ impl UpdateServerRequest {
     /// Checks every field given and builds the store's changes.
     fn validate(self) -> Result<(String, ServerChanges), ApiError> {
         validate::hostname("hostname", &self.hostname)?;
+        if let Some(new_hostname) = &self.new_hostname {
+            validate::hostname("new_hostname", new_hostname)?;
+        }
         if let Some(name) = &self.name {
             validate::text("name", name, validate::MAX_TEXT_LEN)?;
         }
@@ -266,6 +273,7 @@ impl UpdateServerRequest {
             .map(validate::fingerprints)
             .transpose()?;
         let changes = ServerChanges {
+            hostname: self.new_hostname,
             name: self.name,
             cli_port,
             webadmin_port,
@@ -281,7 +289,7 @@ impl UpdateServerRequest {
             return Err(ApiError::bad_request(
                 None,
                 "nothing to update: give at least one field to change besides hostname, \
-                 such as password or cli_port",
+                 such as password, cli_port or new_hostname",
             ));
         }
         Ok((self.hostname, changes))
@@ -303,6 +311,7 @@ impl UpdateServerRequest {
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
         (status = 403, description = "The token lacks the admin scope", body = ErrorBody),
         (status = 404, description = "No server has this host name", body = ErrorBody),
+        (status = 409, description = "`new_hostname` belongs to another server", body = ErrorBody),
         (status = 413, description = "Body larger than 16 KiB", body = ErrorBody),
         (status = 415, description = "Body is not application/json", body = ErrorBody),
         (status = 500, description = "Internal error; the cause is logged", body = ErrorBody),
@@ -322,14 +331,25 @@ pub async fn update_server(
             ),
         )
     };
-    let Some(server) =
-        servers::update_by_hostname(&state.pool, &state.vault, &hostname, &changes).await?
-    else {
+    let updated = servers::update_by_hostname(&state.pool, &state.vault, &hostname, &changes)
+        .await
+        .map_err(|error| match error {
+            SaveServerError::Duplicate(taken) => ApiError::Conflict {
+                message: format!(
+                    "host name taken: another server has hostname {taken:?} (host names ignore letter case); pick another new_hostname or delete that server first"
+                ),
+                field: Some("new_hostname".to_owned()),
+                servers: None,
+            },
+            SaveServerError::Database(error) => ApiError::from(error),
+        })?;
+    let Some(server) = updated else {
         return Err(not_found());
     };
     tracing::info!(
         server = %server.hostname,
         id = %server.id,
+        previous_hostname = %hostname,
         password_changed = changes.password.is_some(),
         "server updated"
     );

@@ -18,8 +18,9 @@ macro_rules! server_columns {
     };
 }
 
+/// Failure to add or change a server.
 #[derive(Debug, thiserror::Error)]
-pub enum InsertServerError {
+pub enum SaveServerError {
     #[error("a server with hostname {0:?} is already registered (host names ignore letter case)")]
     Duplicate(String),
     #[error(transparent)]
@@ -30,13 +31,13 @@ pub enum InsertServerError {
 ///
 /// # Errors
 ///
-/// [`InsertServerError::Duplicate`] when the host name exists in any letter
+/// [`SaveServerError::Duplicate`] when the host name exists in any letter
 /// case; database errors otherwise.
 pub async fn insert(
     pool: &PgPool,
     vault: &Vault,
     server: &NewServer,
-) -> Result<Server, InsertServerError> {
+) -> Result<Server, SaveServerError> {
     let password_encrypted = vault.encrypt(&server.password);
     let query = concat!(
         "INSERT INTO servers (name, hostname, cli_port, webadmin_port, username, \
@@ -61,9 +62,9 @@ pub async fn insert(
         .await
         .map_err(|error| {
             if super::is_unique_violation(&error) {
-                InsertServerError::Duplicate(server.hostname.clone())
+                SaveServerError::Duplicate(server.hostname.clone())
             } else {
-                InsertServerError::Database(error)
+                SaveServerError::Database(error)
             }
         })
 }
@@ -71,6 +72,8 @@ pub async fn insert(
 /// Changes to a registered server. `None` keeps the stored value.
 #[derive(Debug, Default)]
 pub struct ServerChanges {
+    /// A new host name, unique in any letter case like every host name.
+    pub hostname: Option<String>,
     pub name: Option<String>,
     pub cli_port: Option<u16>,
     pub webadmin_port: Option<u16>,
@@ -88,7 +91,8 @@ pub struct ServerChanges {
 impl ServerChanges {
     /// Returns whether no field would change.
     pub fn is_empty(&self) -> bool {
-        self.name.is_none()
+        self.hostname.is_none()
+            && self.name.is_none()
             && self.cli_port.is_none()
             && self.webadmin_port.is_none()
             && self.username.is_none()
@@ -107,13 +111,14 @@ impl ServerChanges {
 ///
 /// # Errors
 ///
-/// Database errors.
+/// [`SaveServerError::Duplicate`] when the new host name belongs to another
+/// server in any letter case; database errors otherwise.
 pub async fn update_by_hostname(
     pool: &PgPool,
     vault: &Vault,
     hostname: &str,
     changes: &ServerChanges,
-) -> sqlx::Result<Option<Server>> {
+) -> Result<Option<Server>, SaveServerError> {
     let password_encrypted = changes
         .password
         .as_ref()
@@ -125,7 +130,8 @@ pub async fn update_by_hostname(
          cli_tls = coalesce($7, cli_tls), tls_verify = coalesce($8, tls_verify), \
          webadmin_enabled = coalesce($9, webadmin_enabled), \
          webadmin_allow_http = coalesce($10, webadmin_allow_http), \
-         tls_fingerprints = coalesce($11, tls_fingerprints), updated_at = now() \
+         tls_fingerprints = coalesce($11, tls_fingerprints), \
+         hostname = coalesce($12, hostname), updated_at = now() \
          WHERE lower(hostname) = lower($1) RETURNING ",
         server_columns!()
     );
@@ -141,8 +147,15 @@ pub async fn update_by_hostname(
         .bind(changes.webadmin_enabled)
         .bind(changes.webadmin_allow_http)
         .bind(changes.tls_fingerprints.as_deref())
+        .bind(changes.hostname.as_deref())
         .fetch_optional(pool)
         .await
+        .map_err(|error| match &changes.hostname {
+            Some(new_hostname) if super::is_unique_violation(&error) => {
+                SaveServerError::Duplicate(new_hostname.clone())
+            }
+            _ => SaveServerError::Database(error),
+        })
 }
 
 /// Deletes a server, matched by host name in any letter case, together with
