@@ -6,6 +6,7 @@
 //! of the pool size: servers use pool connections only to write.
 
 use axiquota_core::store::{describe_sqlx_error, polls};
+use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::Mutex;
 use tracing::warn;
@@ -13,26 +14,35 @@ use uuid::Uuid;
 
 // NOTE: every lock of a run hangs on this one connection. If it breaks in
 // the middle of a run, PostgreSQL releases the locks of the servers being
-// polled, so a second poller may collect them too, and the servers not yet
-// started fail with "cannot take the poll lock" until the next run.
+// polled, so a second poller may collect them too. The next server to start
+// opens a new connection for its lock and the locks after it.
 pub(crate) struct PollLocks {
     connection: Mutex<PgConnection>,
+    options: PgConnectOptions,
 }
 
 impl PollLocks {
     /// Opens the connection that holds the locks, with the pool's settings
     /// but outside the pool.
     pub(crate) async fn open(pool: &PgPool) -> sqlx::Result<Self> {
-        let connection = PgConnection::connect_with(&pool.connect_options()).await?;
+        let options = (*pool.connect_options()).clone();
+        let connection = PgConnection::connect_with(&options).await?;
         Ok(Self {
             connection: Mutex::new(connection),
+            options,
         })
     }
 
     /// Takes the lock of one server. Returns `false` when another poller
-    /// has it.
+    /// has it. A lock connection that no longer answers is replaced first.
     pub(crate) async fn try_lock(&self, server_id: Uuid) -> sqlx::Result<bool> {
         let mut connection = self.connection.lock().await;
+        let error = match polls::try_lock_server(&mut connection, server_id).await {
+            Err(error) if connection.ping().await.is_err() => error,
+            result => return result,
+        };
+        warn!(error = %describe_sqlx_error(&error), "the poll lock connection broke; opening a new one, so servers being polled have lost their locks");
+        *connection = PgConnection::connect_with(&self.options).await?;
         polls::try_lock_server(&mut connection, server_id).await
     }
 

@@ -851,3 +851,52 @@ async fn binary_names_servers_that_drop_commands_sent_ahead(pool: PgPool) {
     );
     assert!(taking.stats().commands_sent_ahead > 0);
 }
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn broken_lock_connection_is_replaced(pool: PgPool) {
+    let fixture = Fixture::new(pool);
+    // One server at a time, each slow enough to catch its lock held.
+    let (ids, sims) = fixture.start_slow_servers(101, 3, 30).await;
+    let settings = PollSettings {
+        max_servers: 1,
+        ..settings()
+    };
+    let poll = {
+        let pool = fixture.pool.clone();
+        let vault = fixture.vault.clone();
+        tokio::spawn(
+            async move { poll_once(&pool, &vault, &settings, &CancellationToken::new()).await },
+        )
+    };
+
+    // Ends the connection that holds the first server's lock.
+    let terminated = loop {
+        let terminated: Option<bool> = sqlx::query_scalar(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' \
+             AND granted AND database = (SELECT oid FROM pg_database \
+             WHERE datname = current_database()) LIMIT 1",
+        )
+        .fetch_optional(&fixture.pool)
+        .await
+        .unwrap();
+        if let Some(terminated) = terminated {
+            break terminated;
+        }
+        assert!(
+            !poll.is_finished(),
+            "the poll ended before its lock was seen"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert!(terminated);
+
+    let report = poll.await.unwrap().unwrap();
+    // The servers after the first take their locks on a new connection.
+    assert_eq!(report.counts.ok, 3, "{:?}", report.servers);
+    for (id, sim) in ids.iter().zip(&sims) {
+        assert_eq!(
+            fixture.stored_accounts(*id).await,
+            expected_accounts(&sim.data())
+        );
+    }
+}
