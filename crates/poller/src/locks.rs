@@ -34,7 +34,8 @@ impl PollLocks {
     }
 
     /// Takes the lock of one server. Returns `false` when another poller
-    /// has it. A lock connection that no longer answers is replaced first.
+    /// has it. A lock connection that fails a ping after an error is
+    /// replaced first.
     pub(crate) async fn try_lock(&self, server_id: Uuid) -> sqlx::Result<bool> {
         let mut connection = self.connection.lock().await;
         let error = match polls::try_lock_server(&mut connection, server_id).await {
