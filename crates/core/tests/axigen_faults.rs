@@ -236,6 +236,26 @@ fn data_with_vanished(count: usize) -> (ServerData, Vec<String>, Vec<String>) {
     (data, names, addresses)
 }
 
+/// What a snapshot of `data` must contain once the accounts `names` of its
+/// first domain are gone.
+fn expected_without(data: &ServerData, names: &[String]) -> Comparable {
+    let mut want = expected_cli(data);
+    want.get_mut(&data.domains[0].name)
+        .unwrap()
+        .1
+        .retain(|row| !names.contains(&row.0));
+    want
+}
+
+/// One CLI session that sends an account's commands together.
+fn one_session_sending_ahead() -> CollectOptions {
+    CollectOptions {
+        sessions_per_server: 1,
+        send_ahead: true,
+        ..patient_options()
+    }
+}
+
 #[tokio::test]
 async fn session_replaced_before_error_limit() {
     session_replaced_before_error_limit_with(false).await;
@@ -265,12 +285,7 @@ async fn session_replaced_before_error_limit_with(send_ahead: bool) {
     };
 
     let snapshot = collect(&endpoint(&server), &options).await.unwrap();
-    let mut want = expected_cli(&data);
-    want.get_mut(&data.domains[0].name)
-        .unwrap()
-        .1
-        .retain(|row| !names.contains(&row.0));
-    assert_eq!(comparable(&snapshot), want);
+    assert_eq!(comparable(&snapshot), expected_without(&data, &names));
     assert_eq!(snapshot.skipped.len(), 12);
 
     let stats = server.stats();
@@ -302,12 +317,7 @@ async fn server_error_limit_closes_and_is_survived() {
     };
 
     let snapshot = collect(&endpoint(&server), &options).await.unwrap();
-    let mut want = expected_cli(&data);
-    want.get_mut(&data.domains[0].name)
-        .unwrap()
-        .1
-        .retain(|row| !names.contains(&row.0));
-    assert_eq!(comparable(&snapshot), want);
+    assert_eq!(comparable(&snapshot), expected_without(&data, &names));
     assert_eq!(snapshot.skipped.len(), 8);
     assert!(server.stats().sessions_closed_by_limit >= 1);
 }
@@ -753,10 +763,8 @@ async fn dropped_batch_falls_back_to_single_commands() {
     // The first batch waits for this long before the client gives up on
     // sending ahead.
     let options = CollectOptions {
-        sessions_per_server: 1,
-        send_ahead: true,
         reply_timeout: Duration::from_millis(300),
-        ..patient_options()
+        ..one_session_sending_ahead()
     };
 
     let snapshot = collect(&endpoint(&server), &options).await.unwrap();
@@ -780,19 +788,10 @@ async fn vanished_account_under_low_error_limit_when_sending_ahead() {
         ..Behavior::default()
     };
     let server = start(data.clone(), behavior).await;
-    let options = CollectOptions {
-        sessions_per_server: 1,
-        send_ahead: true,
-        ..patient_options()
-    };
+    let options = one_session_sending_ahead();
 
     let snapshot = collect(&endpoint(&server), &options).await.unwrap();
-    let mut want = expected_cli(&data);
-    want.get_mut(&data.domains[0].name)
-        .unwrap()
-        .1
-        .retain(|row| !names.contains(&row.0));
-    assert_eq!(comparable(&snapshot), want);
+    assert_eq!(comparable(&snapshot), expected_without(&data, &names));
     assert_eq!(snapshot.skipped.len(), 1);
     assert_read_only(&server);
 }
@@ -810,10 +809,8 @@ async fn dropped_batch_after_lost_session_falls_back() {
     };
     let server = start(data.clone(), behavior).await;
     let options = CollectOptions {
-        sessions_per_server: 1,
-        send_ahead: true,
         reply_timeout: Duration::from_millis(300),
-        ..patient_options()
+        ..one_session_sending_ahead()
     };
 
     let snapshot = collect(&endpoint(&server), &options).await.unwrap();

@@ -86,6 +86,17 @@ impl Fixture {
         (ids, sims)
     }
 
+    /// Checks that each server's stored accounts are the data its fake
+    /// server serves.
+    async fn assert_stored(&self, ids: &[Uuid], sims: &[SimHandle]) {
+        for (id, sim) in ids.iter().zip(sims) {
+            assert_eq!(
+                self.stored_accounts(*id).await,
+                expected_accounts(&sim.data())
+            );
+        }
+    }
+
     async fn stored_accounts(&self, server_id: Uuid) -> BTreeSet<StoredAccount> {
         let rows: Vec<StoredAccount> = sqlx::query_as(
             "SELECT d.name, a.local_part, a.quota_kb, a.used_kb, d.status \
@@ -537,12 +548,7 @@ async fn more_servers_than_pool_connections_poll_at_once(pool: PgPool) {
 
     assert_eq!(report.counts.ok, 6, "{:?}", report.servers);
     assert_eq!(max_locks_held, 6, "all six servers were polled at once");
-    for (id, sim) in ids.iter().zip(&sims) {
-        assert_eq!(
-            fixture.stored_accounts(*id).await,
-            expected_accounts(&sim.data())
-        );
-    }
+    fixture.assert_stored(&ids, &sims).await;
 }
 
 #[sqlx::test(migrations = "../../migrations")]
@@ -893,10 +899,5 @@ async fn broken_lock_connection_is_replaced(pool: PgPool) {
     let report = poll.await.unwrap().unwrap();
     // The servers after the first take their locks on a new connection.
     assert_eq!(report.counts.ok, 3, "{:?}", report.servers);
-    for (id, sim) in ids.iter().zip(&sims) {
-        assert_eq!(
-            fixture.stored_accounts(*id).await,
-            expected_accounts(&sim.data())
-        );
-    }
+    fixture.assert_stored(&ids, &sims).await;
 }

@@ -37,11 +37,16 @@ pub fn api_router() -> OpenApiRouter<AppState> {
 pub(crate) async fn require_server(state: &AppState, hostname: &str) -> Result<(), ApiError> {
     match server_store::find_by_hostname(&state.pool, hostname).await? {
         Some(_) => Ok(()),
-        None => Err(ApiError::not_found(
-            "server",
-            format!(
-                "server not found: no server has hostname {hostname:?}; list servers with GET /servers"
-            ),
-        )),
+        None => Err(server_not_found("server", hostname)),
     }
+}
+
+/// Builds the 404 for a host name, given in `field`, that no server has.
+pub(crate) fn server_not_found(field: &'static str, hostname: &str) -> ApiError {
+    ApiError::not_found(
+        field,
+        format!(
+            "server not found: no server has hostname {hostname:?}; list servers with GET /servers"
+        ),
+    )
 }

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::server_not_found;
 use crate::AppState;
 use crate::auth::{AdminAccess, ReadAccess, Scope};
 use crate::csv;
@@ -155,15 +156,12 @@ pub async fn add_server(
     let new_server = request.validate()?;
     let server = servers::insert(&state.pool, &state.vault, &new_server)
         .await
-        .map_err(|error| match error {
-            SaveServerError::Duplicate(hostname) => ApiError::Conflict {
-                message: format!(
+        .map_err(|error| {
+            save_error(error, "hostname", |hostname| {
+                format!(
                     "server already registered: a server with hostname {hostname:?} exists (host names ignore letter case); change it with PATCH /update_server"
-                ),
-                field: Some("hostname".to_owned()),
-                servers: None,
-            },
-            SaveServerError::Database(error) => ApiError::from(error),
+                )
+            })
         })?;
     tracing::info!(server = %server.hostname, id = %server.id, "server registered");
 
@@ -323,28 +321,17 @@ pub async fn update_server(
     JsonBody(request): JsonBody<UpdateServerRequest>,
 ) -> Result<Json<ServerResponse>, ApiError> {
     let (hostname, changes) = request.validate()?;
-    let not_found = || {
-        ApiError::not_found(
-            "hostname",
-            format!(
-                "server not found: no server has hostname {hostname:?}; list servers with GET /servers"
-            ),
-        )
-    };
     let updated = servers::update_by_hostname(&state.pool, &state.vault, &hostname, &changes)
         .await
-        .map_err(|error| match error {
-            SaveServerError::Duplicate(taken) => ApiError::Conflict {
-                message: format!(
+        .map_err(|error| {
+            save_error(error, "new_hostname", |taken| {
+                format!(
                     "host name taken: another server has hostname {taken:?} (host names ignore letter case); pick another new_hostname or delete that server first"
-                ),
-                field: Some("new_hostname".to_owned()),
-                servers: None,
-            },
-            SaveServerError::Database(error) => ApiError::from(error),
+                )
+            })
         })?;
     let Some(server) = updated else {
-        return Err(not_found());
+        return Err(server_not_found("hostname", &hostname));
     };
     tracing::info!(
         server = %server.hostname,
@@ -355,7 +342,7 @@ pub async fn update_server(
     );
     // A delete between the two statements leaves nothing to show.
     let Some(status) = report::server_status(&state.pool, server.id).await? else {
-        return Err(not_found());
+        return Err(server_not_found("hostname", &hostname));
     };
     Ok(Json(ServerResponse {
         success: true,
@@ -406,13 +393,7 @@ pub async fn delete_server(
 ) -> Result<Json<DeleteServerResponse>, ApiError> {
     validate::hostname("hostname", &request.hostname)?;
     let Some(server) = servers::delete_by_hostname(&state.pool, &request.hostname).await? else {
-        return Err(ApiError::not_found(
-            "hostname",
-            format!(
-                "server not found: no server has hostname {:?}; list servers with GET /servers",
-                request.hostname
-            ),
-        ));
+        return Err(server_not_found("hostname", &request.hostname));
     };
     tracing::info!(server = %server.hostname, id = %server.id, "server deleted");
     Ok(Json(DeleteServerResponse {
@@ -466,4 +447,21 @@ pub async fn list_servers(
         return Ok(csv::response(out, "servers.csv"));
     }
     Ok(Json(ServerListing { servers }).into_response())
+}
+
+/// Maps a failed save to its response: a host name taken by another server
+/// is a 409 on `field`, with the message that `message` builds from it.
+fn save_error(
+    error: SaveServerError,
+    field: &str,
+    message: impl FnOnce(&str) -> String,
+) -> ApiError {
+    match error {
+        SaveServerError::Duplicate(hostname) => ApiError::Conflict {
+            message: message(&hostname),
+            field: Some(field.to_owned()),
+            servers: None,
+        },
+        SaveServerError::Database(error) => ApiError::from(error),
+    }
 }

@@ -235,8 +235,9 @@ impl CliClient {
         let replies = self.connection.commands(&commands).await?;
         // `SHOW ATTR` rejected inside the quotas context: read with `SHOW`
         // from now on, as the one-command-at-a-time path does.
-        let in_quotas = replies[0].is_ok() && replies[commands.len() - 4].is_ok();
-        let quota_rejected = replies[commands.len() - 3].is_err();
+        let show_at = commands.len() - 3;
+        let in_quotas = replies[0].is_ok() && replies[show_at - 1].is_ok();
+        let quota_rejected = replies[show_at].is_err();
         if show_quota != "SHOW" && in_quotas && quota_rejected {
             self.show_attr_supported = false;
         }

@@ -312,9 +312,7 @@ impl<'a> Worker<'a> {
             Err(error) => Err(error),
         }
     }
-}
 
-impl Worker<'_> {
     /// Reads an account with its commands sent together. Returns `None`
     /// when the account has to be read again one command at a time.
     async fn read_account_ahead(
@@ -337,7 +335,10 @@ impl Worker<'_> {
                     "{command} rejected: {status}"
                 ))));
             }
-            Err(CliError::Rejected { .. }) => return Ok(None),
+            Err(error @ CliError::Rejected { .. }) => {
+                debug!(session = self.id, domain = %domain_name, account = %account, %error, "a command sent ahead was rejected; reading the account one command at a time");
+                return Ok(None);
+            }
             Err(error @ CliError::TimedOut { .. }) => {
                 // Every session with a batch in flight times out, and only
                 // the first one to give up logs it.
