@@ -275,7 +275,7 @@ async fn run_poll(
         network_latency: true,
         ..processing
     };
-    let one = FleetSpec {
+    let single_server = FleetSpec {
         servers: 1,
         ..network
     };
@@ -290,8 +290,8 @@ async fn run_poll(
         (processing, ahead),
         (network, concurrency),
         (network, ahead),
-        (one, concurrency),
-        (one, ahead),
+        (single_server, concurrency),
+        (single_server, ahead),
     ];
     for (number, (spec, concurrency)) in (4..).zip(runs) {
         let poll = bench
@@ -476,7 +476,7 @@ struct PollFigures {
     one_server: Vec<SlowPoll>,
 }
 
-/// One poll against fake servers that pause before every CLI reply.
+/// One poll of fake servers with added latency.
 struct SlowPoll {
     /// The fleet polled.
     spec: FleetSpec,
@@ -492,12 +492,12 @@ impl SlowPoll {
         } else {
             format!("{} ms per CLI reply", args.slow_latency_ms)
         };
-        let how = if self.send_ahead {
+        let sending = if self.send_ahead {
             ", --send-ahead"
         } else {
             ""
         };
-        format!("{latency}, replacing{how}")
+        format!("{latency}, replacing{sending}")
     }
 
     /// Returns the round trips of the poll: every reply, except that with a
@@ -714,13 +714,13 @@ fn print_network_polls(args: &RunArgs, polls: &[SlowPoll]) {
     for poll in polls {
         let round_trips = poll.round_trips();
         let bound = poll.bound(args);
-        let how = if poll.send_ahead {
+        let commands = if poll.send_ahead {
             "sent ahead (`--send-ahead`)"
         } else {
             "one at a time (default)"
         };
         println!(
-            "| {how} | {} | {:.2} | {} | {:.2}x |",
+            "| {commands} | {} | {:.2} | {} | {:.2}x |",
             seconds(poll.usage.wall),
             round_trips as f64 / accounts as f64,
             seconds(bound),

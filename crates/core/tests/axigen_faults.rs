@@ -247,7 +247,8 @@ fn expected_without(data: &ServerData, names: &[String]) -> Comparable {
     want
 }
 
-/// One CLI session that sends an account's commands together.
+/// Returns options for one CLI session that sends an account's commands
+/// together.
 fn one_session_sending_ahead() -> CollectOptions {
     CollectOptions {
         sessions_per_server: 1,
@@ -778,7 +779,7 @@ async fn dropped_batch_falls_back_to_single_commands() {
 }
 
 #[tokio::test]
-async fn vanished_account_under_low_error_limit_when_sending_ahead() {
+async fn low_error_limit_batch_vanished_account() {
     // A batch for a vanished account draws five -ERR replies, and this
     // server closes the session at the fifth.
     let (data, names, addresses) = data_with_vanished(1);

@@ -42,7 +42,7 @@ impl PollLocks {
             Err(error) if connection.ping().await.is_err() => error,
             result => return result,
         };
-        warn!(error = %describe_sqlx_error(&error), "the poll lock connection broke; opening a new one, so servers being polled have lost their locks");
+        warn!(error = %describe_sqlx_error(&error), "the poll lock connection failed; opening a new one, so the servers being polled have lost their locks");
         *connection = PgConnection::connect_with(&self.options).await?;
         polls::try_lock_server(&mut connection, server_id).await
     }

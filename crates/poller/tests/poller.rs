@@ -839,8 +839,8 @@ async fn binary_names_servers_that_drop_commands_sent_ahead(pool: PgPool) {
         stdout.contains("1 server left commands sent ahead unanswered"),
         "{stdout}"
     );
-    // Every session of the dropping server timed out, and the log says so
-    // once.
+    // Every session of the dropping server timed out, and the log reports
+    // it once.
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(
         stderr.matches("commands sent ahead timed out").count(),

@@ -51,7 +51,7 @@ pub struct CliClient {
 /// Figures of one account read by [`CliClient::read_account_ahead`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AccountFigures {
-    /// Present when usage was asked for.
+    /// Present when usage was requested.
     pub registry: Option<RegistryInformation>,
     /// `None` means unlimited.
     pub quota_kb: Option<u64>,

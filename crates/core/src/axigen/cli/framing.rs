@@ -656,7 +656,7 @@ mod tests {
         let mut reader = ReplyReader::default();
         reader.push(b"+OK: done\r\n<#> +OK: done\r\n<#> ");
         // Without replies expected ahead, the first prompt is body text of
-        // one unfinished reply, as before.
+        // one unfinished reply.
         assert!(reader.take_frame(FrameMode::Command).is_none());
     }
 }
