@@ -211,6 +211,10 @@ impl CliClient {
     /// skips the account when it is `UPDATE Account`, and otherwise reads
     /// the account again one command at a time. Protocol errors as for the
     /// single commands.
+    // NOTE: Axigen does not document how its CLI treats commands sent
+    // before its prompt. This was tried against the fake server only, which
+    // reads them in order; a real server that drops them costs one reply
+    // timeout before the collector stops sending ahead.
     pub async fn read_account_ahead(
         &mut self,
         account: &str,
