@@ -1,5 +1,5 @@
-//! Pauses that last the requested time to within about a tenth of a
-//! millisecond.
+//! Pauses that last the requested time to within a few hundredths of a
+//! millisecond when the machine is not busy.
 //!
 //! Tokio's timer works at millisecond granularity and rounds deadlines up,
 //! so a 1 ms `tokio::time::sleep` lasts between 1 and 2 ms. Here one thread
@@ -7,7 +7,9 @@
 //! condition variable, whose timeout has microsecond resolution, until the
 //! earliest deadline plus [`COALESCE`]. It then wakes every task whose
 //! deadline has passed, so a hundred sessions cost a few wake-ups, not one
-//! each. On Linux the thread sets its timer slack to one microsecond,
+//! each. Tasks are woken [`WAKE_AHEAD`] of their deadline and yield until
+//! it has passed, so the wake-ups' own latency does not add to the pause.
+//! On Linux the thread sets its timer slack to one microsecond,
 //! because the default of 50 µs let each pause overrun by that much again.
 
 use std::cmp::Ordering;
@@ -22,6 +24,13 @@ use tokio::sync::oneshot;
 /// that the pauses due by then end together. No pause ends early.
 const COALESCE: Duration = Duration::from_micros(20);
 
+/// Time before its deadline at which a waiting task is woken. It then
+/// yields to the runtime's other tasks until the deadline has passed.
+/// Waking a sleeping thread took 20 to 50 µs on average on the benchmark's
+/// virtual machine (`perf sched latency`), and a wake-up at the deadline
+/// pays that twice: for the timer thread, then for the task's worker.
+const WAKE_AHEAD: Duration = Duration::from_micros(100);
+
 /// Waits until `deadline`, and not at all when it has passed, as for
 /// replies to commands that arrived together. Falls back to tokio's timer
 /// when the timer thread could not be started.
@@ -33,12 +42,23 @@ pub(crate) async fn pause_until(deadline: Instant) {
         tokio::time::sleep_until(deadline.into()).await;
         return;
     };
-    let (wake, woken) = oneshot::channel();
-    timer.add(Entry { deadline, wake });
-    // An entry dropped unsent would end the wait early, so the deadline is
-    // then kept with tokio's timer.
-    if woken.await.is_err() {
-        tokio::time::sleep_until(deadline.into()).await;
+    if let Some(wake_at) = deadline.checked_sub(WAKE_AHEAD)
+        && wake_at > Instant::now()
+    {
+        let (wake, woken) = oneshot::channel();
+        timer.add(Entry {
+            deadline: wake_at,
+            wake,
+        });
+        // An entry dropped unsent would end the wait early, so the deadline
+        // is then kept with tokio's timer.
+        if woken.await.is_err() {
+            tokio::time::sleep_until(deadline.into()).await;
+            return;
+        }
+    }
+    while Instant::now() < deadline {
+        tokio::task::yield_now().await;
     }
 }
 
