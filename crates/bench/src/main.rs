@@ -90,12 +90,22 @@ struct RunArgs {
     #[arg(long, default_value_t = 3)]
     write_rounds: usize,
 
-    /// Benchmarks to run; the API benchmark needs the data of the poll
+    /// Values of --max-servers for the concurrency benchmark, which polls
+    /// the fleet with the slow-server pause once for each
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "5,10,25,50",
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+    )]
+    concurrency_max_servers: Vec<usize>,
+
+    /// Benchmarks to run. The API benchmark needs the data of a poll
     #[arg(
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "poll,api,write"
+        default_value = "poll,concurrency,api,write"
     )]
     parts: Vec<Part>,
 }
@@ -104,6 +114,8 @@ struct RunArgs {
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 enum Part {
     Poll,
+    /// The slow-server poll at several values of --max-servers.
+    Concurrency,
     Api,
     Write,
 }
@@ -200,8 +212,19 @@ async fn run_all(
     let vault = Vault::from_keys(&key)?;
 
     print_machine(pool, args).await?;
+    let bench = PollBench {
+        args,
+        poller_bin: bin_dir.join("poller"),
+        log_dir,
+        database,
+        key: &key,
+        vault: &vault,
+    };
     if args.parts.contains(&Part::Poll) {
-        run_poll(args, bin_dir, log_dir, database, &key, &vault).await?;
+        run_poll(&bench).await?;
+    }
+    if args.parts.contains(&Part::Concurrency) {
+        run_concurrency(&bench).await?;
     }
     if args.parts.contains(&Part::Api) {
         run_api(args, bin_dir, log_dir, database, &key).await?;
@@ -216,22 +239,13 @@ async fn run_all(
     Ok(())
 }
 
-async fn run_poll(
-    args: &RunArgs,
-    bin_dir: &Path,
-    log_dir: &Path,
-    database: &db::BenchDatabase,
-    key: &axiquota_core::Secret,
-    vault: &Vault,
-) -> anyhow::Result<()> {
-    let bench = PollBench {
+async fn run_poll(bench: &PollBench<'_>) -> anyhow::Result<()> {
+    let PollBench {
         args,
-        poller_bin: bin_dir.join("poller"),
-        log_dir,
         database,
-        key,
         vault,
-    };
+        ..
+    } = *bench;
     let pool = &database.pool;
     let concurrency = Concurrency {
         max_servers: args.max_servers,
@@ -319,6 +333,38 @@ async fn run_poll(
     Ok(())
 }
 
+/// Polls the fleet with the slow-server pause before every reply once for
+/// each value of `--concurrency-max-servers`, to show how close a poll comes to
+/// its round-trip bound as the sessions in parallel grow and the CPU
+/// becomes the limit.
+async fn run_concurrency(bench: &PollBench<'_>) -> anyhow::Result<()> {
+    let args = bench.args;
+    let spec = FleetSpec {
+        latency_ms: args.slow_latency_ms,
+        network_latency: false,
+        ..args.fleet
+    };
+    let mut polls = Vec::new();
+    for (number, &max_servers) in (1..).zip(&args.concurrency_max_servers) {
+        let concurrency = Concurrency {
+            max_servers,
+            sessions_per_server: args.sessions_per_server,
+            send_ahead: false,
+        };
+        let poll = bench
+            .poll_fleet(spec, concurrency, &format!("concurrency-{number}.log"))
+            .await?;
+        progress(&format!(
+            "concurrency {number}: {} sessions in parallel, {}",
+            poll.parallel(),
+            seconds(poll.usage.wall)
+        ));
+        polls.push(poll);
+    }
+    print_concurrency(args, &polls);
+    Ok(())
+}
+
 /// Settings shared by every run of the poller in the benchmark.
 struct PollBench<'a> {
     args: &'a RunArgs,
@@ -367,7 +413,7 @@ impl PollBench<'_> {
         let stats = fleet.stop().await?;
         Ok(SlowPoll {
             spec,
-            send_ahead: concurrency.send_ahead,
+            concurrency,
             usage,
             stats,
         })
@@ -480,7 +526,7 @@ struct PollFigures {
 struct SlowPoll {
     /// The fleet polled.
     spec: FleetSpec,
-    send_ahead: bool,
+    concurrency: Concurrency,
     usage: ChildUsage,
     stats: FleetStats,
 }
@@ -492,7 +538,7 @@ impl SlowPoll {
         } else {
             format!("{} ms per CLI reply", args.slow_latency_ms)
         };
-        let sending = if self.send_ahead {
+        let sending = if self.concurrency.send_ahead {
             ", --send-ahead"
         } else {
             ""
@@ -511,13 +557,25 @@ impl SlowPoll {
         self.stats.commands_total().saturating_sub(shared)
     }
 
+    /// Returns the number of CLI sessions that run in parallel.
+    fn parallel(&self) -> usize {
+        self.concurrency.max_servers.min(self.spec.servers) * self.concurrency.sessions_per_server
+    }
+
     /// Returns the round-trip bound: every round trip's pause, spread over
     /// the sessions that run in parallel.
-    fn bound(&self, args: &RunArgs) -> Duration {
-        let parallel = args.max_servers.min(self.spec.servers) * args.sessions_per_server;
+    fn bound(&self) -> Duration {
         Duration::from_secs_f64(
-            self.round_trips() as f64 * args.slow_latency_ms as f64 / 1000.0 / parallel as f64,
+            self.round_trips() as f64 * self.spec.latency_ms as f64
+                / 1000.0
+                / self.parallel().max(1) as f64,
         )
+    }
+
+    /// Returns the busy CPU time of the whole machine spread over its
+    /// cores: a second lower bound, since the poll cannot end sooner.
+    fn cpu_bound(&self, cores: usize) -> Duration {
+        self.usage.machine_busy / u32::try_from(cores).unwrap_or(1)
     }
 }
 
@@ -594,7 +652,7 @@ fn print_poll(args: &RunArgs, figures: &PollFigures) {
         verdict(figures.second.wall < Duration::from_secs(15))
     );
     for slow in &figures.slow {
-        let bound = slow.bound(args);
+        let bound = slow.bound();
         let ratio = slow.usage.wall.as_secs_f64() / bound.as_secs_f64();
         println!(
             "| {}: close to the round-trip bound {} | {} ({ratio:.2}x) | {} |",
@@ -627,8 +685,8 @@ fn print_slow_poll(args: &RunArgs, poll: &SlowPoll, cores: usize) {
     let replies = poll.stats.commands_total();
     let round_trips = poll.round_trips();
     let per_account = round_trips as f64 / accounts as f64;
-    let parallel = args.max_servers.min(args.fleet.servers) * args.sessions_per_server;
-    let bound = poll.bound(args);
+    let parallel = poll.parallel();
+    let bound = poll.bound();
     println!("### {}\n", poll.name(args));
     println!(
         "Round-trip bound: {round_trips} round trips for {replies} CLI replies \
@@ -682,9 +740,7 @@ fn print_slow_poll(args: &RunArgs, poll: &SlowPoll, cores: usize) {
         bound_rate * (poller_us + fleet_us) / 1e6,
         cores
     );
-    // The busy CPU time of every process, spread over all cores, is a
-    // second lower bound, and the poll cannot beat the larger of the two.
-    let cpu_bound = poll.usage.machine_busy / u32::try_from(cores).unwrap_or(1);
+    let cpu_bound = poll.cpu_bound(cores);
     let larger_bound = bound.max(cpu_bound);
     println!(
         "CPU bound: the machine was busy for {} of CPU time, which {cores} \
@@ -694,6 +750,45 @@ fn print_slow_poll(args: &RunArgs, poll: &SlowPoll, cores: usize) {
         seconds(poll.usage.wall),
         poll.usage.wall.as_secs_f64() / larger_bound.as_secs_f64()
     );
+}
+
+/// Prints the concurrency sweep: each poll against its round-trip bound and
+/// the CPU bound of the machine.
+fn print_concurrency(args: &RunArgs, polls: &[SlowPoll]) {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    println!(
+        "## Concurrency\n\nThe fleet with {} ms before every CLI reply, polled with \
+         `--sessions-per-server {}` and each `--max-servers` below. The round-trip bound \
+         is replies x {} ms / sessions in parallel; the CPU bound is the machine's busy \
+         CPU time (every process) over its {cores} cores. A poll cannot beat the larger \
+         of the two.\n",
+        args.slow_latency_ms, args.sessions_per_server, args.slow_latency_ms
+    );
+    println!(
+        "| --max-servers | sessions in parallel | wall time | round-trip bound | ratio | \
+         CPU bound | ratio to the larger bound | fake servers' mean reply |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for poll in polls {
+        let wall = poll.usage.wall.as_secs_f64();
+        let bound = poll.bound();
+        let cpu_bound = poll.cpu_bound(cores);
+        let mean_reply = poll
+            .stats
+            .mean_delayed_reply()
+            .map_or_else(|| "-".to_owned(), millis);
+        println!(
+            "| {} | {} | {} | {} | {:.2}x | {} | {:.2}x | {mean_reply} |",
+            poll.concurrency.max_servers,
+            poll.parallel(),
+            seconds(poll.usage.wall),
+            seconds(bound),
+            wall / bound.as_secs_f64(),
+            seconds(cpu_bound),
+            wall / bound.max(cpu_bound).as_secs_f64(),
+        );
+    }
+    println!();
 }
 
 /// Prints the polls of one server whose latency is a network round trip.
@@ -713,8 +808,8 @@ fn print_network_polls(args: &RunArgs, polls: &[SlowPoll]) {
     );
     for poll in polls {
         let round_trips = poll.round_trips();
-        let bound = poll.bound(args);
-        let commands = if poll.send_ahead {
+        let bound = poll.bound();
+        let commands = if poll.concurrency.send_ahead {
             "sent ahead (`--send-ahead`)"
         } else {
             "one at a time (default)"
@@ -888,4 +983,80 @@ fn print_write(figures: &write::WriteFigures) {
         verdict(ratio <= 2.0)
     );
     println!();
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::ExitStatus;
+
+    use super::*;
+
+    /// A poll of `servers` fake servers with 1 ms per reply that answered
+    /// `commands` commands, `sent_ahead` of them sent ahead.
+    fn slow_poll(
+        servers: usize,
+        network_latency: bool,
+        max_servers: usize,
+        commands: u64,
+        sent_ahead: u64,
+    ) -> SlowPoll {
+        SlowPoll {
+            spec: FleetSpec {
+                servers,
+                domains: 4,
+                accounts_per_domain: 500,
+                latency_ms: 1,
+                network_latency,
+                fleet_threads: 1,
+            },
+            concurrency: Concurrency {
+                max_servers,
+                sessions_per_server: 4,
+                send_ahead: sent_ahead > 0,
+            },
+            usage: ChildUsage {
+                status: ExitStatus::from_raw(0),
+                wall: Duration::from_secs(10),
+                peak_rss_kb: 0,
+                cpu: Duration::ZERO,
+                machine_busy: Duration::from_secs(12),
+            },
+            stats: FleetStats {
+                commands: [("UPDATE".to_owned(), commands)].into(),
+                commands_sent_ahead: sent_ahead,
+                ..FleetStats::default()
+            },
+        }
+    }
+
+    #[test]
+    fn parallel_sessions_capped_by_fleet() {
+        assert_eq!(slow_poll(100, false, 50, 1, 0).parallel(), 200);
+        assert_eq!(slow_poll(1, false, 50, 1, 0).parallel(), 4);
+    }
+
+    #[test]
+    fn bound_spreads_replies_over_sessions() {
+        let poll = slow_poll(100, false, 25, 1_000_000, 0);
+        assert_eq!(poll.bound(), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn network_bound_shares_sent_ahead_round_trips() {
+        let sent_ahead = slow_poll(1, true, 1, 10_000, 8_000);
+        assert_eq!(sent_ahead.round_trips(), 2_000);
+        assert_eq!(sent_ahead.bound(), Duration::from_millis(500));
+
+        // With a pause per reply, commands sent ahead still wait one each.
+        let per_reply = slow_poll(1, false, 1, 10_000, 8_000);
+        assert_eq!(per_reply.round_trips(), 10_000);
+    }
+
+    #[test]
+    fn cpu_bound_spreads_busy_time_over_cores() {
+        let poll = slow_poll(100, false, 50, 1, 0);
+        assert_eq!(poll.cpu_bound(2), Duration::from_secs(6));
+        assert_eq!(poll.cpu_bound(1), Duration::from_secs(12));
+    }
 }
