@@ -992,7 +992,7 @@ mod tests {
 
     use super::*;
 
-    /// A poll of `servers` fake servers with 1 ms per reply that answered
+    /// A poll of `servers` fake servers with 1 ms per reply that replied to
     /// `commands` commands, `sent_ahead` of them sent ahead.
     fn slow_poll(
         servers: usize,
