@@ -14,8 +14,9 @@ use axiquota_core::axigen::collector::CollectOptions;
 use axiquota_core::model::NewServer;
 use axiquota_core::store::servers;
 use axiquota_core::{Secret, Vault};
-use poller::{PollSettings, poll_once};
+use poller::{PollSettings, RunError, RunReport, poll_once};
 use sqlx::PgPool;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -67,10 +68,22 @@ impl Fixture {
         count: u8,
         latency_ms: u64,
     ) -> (Vec<Uuid>, Vec<SimHandle>) {
+        let servers: Vec<(u8, u64)> = (0..count)
+            .map(|index| (first_host + index, latency_ms))
+            .collect();
+        self.start_servers_with_latency(&servers).await
+    }
+
+    /// Starts and registers one fake server per `(host, latency_ms)` on
+    /// 127.0.0.`host`, adding `latency_ms` to every reply, with two domains
+    /// of five accounts.
+    async fn start_servers_with_latency(
+        &self,
+        servers: &[(u8, u64)],
+    ) -> (Vec<Uuid>, Vec<SimHandle>) {
         let mut ids = Vec::new();
         let mut sims = Vec::new();
-        for index in 0..count {
-            let host = first_host + index;
+        for &(host, latency_ms) in servers {
             let sim = start(
                 host,
                 data(u64::from(host) - 1, 2, 5),
@@ -84,6 +97,15 @@ impl Fixture {
             sims.push(sim);
         }
         (ids, sims)
+    }
+
+    /// Starts a poll of every registered server in a task of its own.
+    fn spawn_poll(&self, settings: PollSettings) -> JoinHandle<Result<RunReport, RunError>> {
+        let pool = self.pool.clone();
+        let vault = self.vault.clone();
+        tokio::spawn(
+            async move { poll_once(&pool, &vault, &settings, &CancellationToken::new()).await },
+        )
     }
 
     /// Checks that each server's stored accounts are the data its fake
@@ -867,13 +889,7 @@ async fn broken_lock_connection_is_replaced(pool: PgPool) {
         max_servers: 1,
         ..settings()
     };
-    let poll = {
-        let pool = fixture.pool.clone();
-        let vault = fixture.vault.clone();
-        tokio::spawn(
-            async move { poll_once(&pool, &vault, &settings, &CancellationToken::new()).await },
-        )
-    };
+    let poll = fixture.spawn_poll(settings);
 
     // Ends the connection that holds the first server's lock.
     let terminated = loop {
@@ -898,6 +914,75 @@ async fn broken_lock_connection_is_replaced(pool: PgPool) {
 
     let report = poll.await.unwrap().unwrap();
     // The servers after the first take their locks on a new connection.
+    assert_eq!(report.counts.ok, 3, "{:?}", report.servers);
+    fixture.assert_stored(&ids, &sims).await;
+}
+
+/// Returns the process id of the connection that holds the poll lock of
+/// `server_id`, if one does.
+async fn poll_lock_holder(pool: &PgPool, server_id: Uuid) -> Option<i32> {
+    sqlx::query_scalar(
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+         AND objid = hashtext($1::text)::oid",
+    )
+    .bind(server_id)
+    .fetch_optional(pool)
+    .await
+    .unwrap()
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn broken_lock_connection_locks_taken_back(pool: PgPool) {
+    let fixture = Fixture::new(pool);
+    // The slow server is still being polled when the fast one beside it
+    // ends and finds the lock connection broken.
+    let (ids, sims) = fixture
+        .start_servers_with_latency(&[(111, 40), (112, 5), (113, 5)])
+        .await;
+    let slow_id = ids[0];
+    let settings = PollSettings {
+        max_servers: 2,
+        ..settings()
+    };
+    let poll = fixture.spawn_poll(settings);
+
+    // Ends the lock connection once it holds the locks of the first two.
+    let terminated_pid = loop {
+        let terminated: Option<(i32, bool)> = sqlx::query_as(
+            "SELECT pid, pg_terminate_backend(pid) FROM pg_locks \
+             WHERE locktype = 'advisory' AND granted AND database = (SELECT oid \
+             FROM pg_database WHERE datname = current_database()) \
+             GROUP BY pid HAVING count(*) = 2",
+        )
+        .fetch_optional(&fixture.pool)
+        .await
+        .unwrap();
+        if let Some((pid, terminated)) = terminated {
+            assert!(terminated);
+            break pid;
+        }
+        assert!(
+            !poll.is_finished(),
+            "the poll ended before both locks were seen"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    };
+
+    // A new lock connection takes the slow server's lock back while the
+    // server is still being polled.
+    let mut taken_back = false;
+    while !poll.is_finished() {
+        let holder = poll_lock_holder(&fixture.pool, slow_id).await;
+        if holder.is_some_and(|pid| pid != terminated_pid) {
+            taken_back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert!(taken_back, "the slow server's lock was not taken back");
+
+    let report = poll.await.unwrap().unwrap();
     assert_eq!(report.counts.ok, 3, "{:?}", report.servers);
     fixture.assert_stored(&ids, &sims).await;
 }
