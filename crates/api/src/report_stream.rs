@@ -1,5 +1,6 @@
-//! The full report, streamed. One statement returns every server, domain
-//! and account ordered by server, domain and local part; a task turns the
+//! The full report and the report of one domain, streamed. One statement
+//! returns every server, domain and account ordered by server, domain and
+//! local part (or one domain's accounts by local part). A task turns the
 //! rows into JSON (or CSV) as they arrive and hands chunks of about
 //! [`CHUNK_BYTES`] to the response body through a channel of
 //! [`CHANNEL_CHUNKS`] slots.
@@ -13,11 +14,11 @@
 
 use std::time::Duration;
 
-use axiquota_core::store::report::{self, ReportRow};
+use axiquota_core::store::report::{self, AccountRow, DomainRow, ReportRow};
 use axum::body::{Body, Bytes};
 use chrono::{DateTime, Utc};
 use futures::channel::mpsc;
-use futures::{SinkExt, StreamExt};
+use futures::{SinkExt, Stream, StreamExt};
 use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -33,18 +34,20 @@ pub const CHANNEL_CHUNKS: usize = 4;
 
 type Chunk = Result<Bytes, std::io::Error>;
 
-/// Starts streaming the full report and returns the response body.
-/// `server_hostname` limits the report to one server.
-pub fn full_report_body(
-    pool: PgPool,
-    server_hostname: Option<String>,
-    format: Format,
-    idle_timeout: Duration,
-) -> Body {
+/// The part of the stored snapshots that a streamed report covers.
+pub enum Scope {
+    /// Every server, or only the one with this host name.
+    Full { server_hostname: Option<String> },
+    /// One domain, found beforehand, and its accounts.
+    Domain(DomainRow),
+}
+
+/// Starts streaming a report and returns the response body.
+pub fn report_body(pool: PgPool, scope: Scope, format: Format, idle_timeout: Duration) -> Body {
     let (sender, receiver) = mpsc::channel::<Chunk>(CHANNEL_CHUNKS);
     let span = tracing::Span::current();
     tokio::spawn(tracing::Instrument::instrument(
-        produce(pool, server_hostname, format, sender, idle_timeout),
+        produce(pool, scope, format, sender, idle_timeout),
         span,
     ));
     Body::from_stream(receiver)
@@ -88,7 +91,7 @@ impl Output {
 
 async fn produce(
     pool: PgPool,
-    server_hostname: Option<String>,
+    scope: Scope,
     format: Format,
     sender: mpsc::Sender<Chunk>,
     idle_timeout: Duration,
@@ -98,9 +101,19 @@ async fn produce(
         buffer: Vec::with_capacity(CHUNK_BYTES + 4096),
         idle_timeout,
     };
-    let result = match format {
-        Format::Json => write_json(&pool, server_hostname, &mut output).await,
-        Format::Csv => write_csv(&pool, server_hostname, &mut output).await,
+    let result = match (scope, format) {
+        (Scope::Full { server_hostname }, Format::Json) => {
+            write_json(&pool, server_hostname, &mut output).await
+        }
+        (Scope::Full { server_hostname }, Format::Csv) => {
+            write_csv(&pool, server_hostname, &mut output).await
+        }
+        (Scope::Domain(domain), Format::Json) => {
+            write_domain_json(&pool, domain, &mut output).await
+        }
+        (Scope::Domain(domain), Format::Csv) => {
+            write_domain_csv(&pool, domain.domain_id, &mut output).await
+        }
     };
     match result {
         Ok(Ok(())) => {
@@ -243,22 +256,86 @@ async fn write_csv(
     server_hostname: Option<String>,
     output: &mut Output,
 ) -> sqlx::Result<Result<(), Stop>> {
-    let mut rows = report::stream_full_report(pool, server_hostname);
+    let rows = report::stream_full_report(pool, server_hostname);
+    write_csv_rows(rows, output, |buffer, row: &ReportRow| {
+        // A server or domain without accounts has no line.
+        if let Some(account) = AccountView::from_report_row(row) {
+            csv::write_account(buffer, &row.server_name, &row.server_hostname, &account);
+        }
+    })
+    .await
+}
+
+/// Writes the CSV header, then each row as `write_row` formats it.
+async fn write_csv_rows<R>(
+    rows: impl Stream<Item = sqlx::Result<R>>,
+    output: &mut Output,
+    write_row: impl Fn(&mut Vec<u8>, &R),
+) -> sqlx::Result<Result<(), Stop>> {
+    let mut rows = std::pin::pin!(rows);
     csv::write_header(&mut output.buffer, csv::ACCOUNT_COLUMNS);
     while let Some(row) = rows.next().await {
-        let row = row?;
-        let Some(account) = AccountView::from_report_row(&row) else {
-            continue;
-        };
-        csv::write_account(
-            &mut output.buffer,
-            &row.server_name,
-            &row.server_hostname,
-            &account,
-        );
+        write_row(&mut output.buffer, &row?);
         if let Err(stop) = output.flush_if_full().await {
             return Ok(Err(stop));
         }
     }
     Ok(Ok(()))
+}
+
+/// Writes one domain in the shape of `DomainView`, with `total_accounts`
+/// after the accounts, since they are counted as they go by.
+async fn write_domain_json(
+    pool: &PgPool,
+    domain: DomainRow,
+    output: &mut Output,
+) -> sqlx::Result<Result<(), Stop>> {
+    let mut rows = report::stream_domain_accounts(pool, domain.domain_id);
+    output.buffer.extend_from_slice(b"{\"name\":");
+    push_json(
+        &mut output.buffer,
+        domain.display_name.as_deref().unwrap_or(&domain.name),
+    );
+    output.buffer.extend_from_slice(b",\"status\":");
+    push_json(&mut output.buffer, &domain.status);
+    output.buffer.extend_from_slice(b",\"collected_at\":");
+    push_json(&mut output.buffer, &domain.collected_at);
+    output.buffer.extend_from_slice(b",\"server_name\":");
+    push_json(&mut output.buffer, &domain.server_name);
+    output.buffer.extend_from_slice(b",\"server_hostname\":");
+    push_json(&mut output.buffer, &domain.server_hostname);
+    output.buffer.extend_from_slice(b",\"accounts\":[");
+
+    let mut accounts = 0_usize;
+    while let Some(row) = rows.next().await {
+        let row = row?;
+        if accounts > 0 {
+            output.buffer.push(b',');
+        }
+        accounts += 1;
+        push_json(&mut output.buffer, &AccountView::from_row(&row, false));
+        if let Err(stop) = output.flush_if_full().await {
+            return Ok(Err(stop));
+        }
+    }
+
+    output.buffer.extend_from_slice(b"],\"total_accounts\":");
+    output
+        .buffer
+        .extend_from_slice(accounts.to_string().as_bytes());
+    output.buffer.push(b'}');
+    Ok(Ok(()))
+}
+
+async fn write_domain_csv(
+    pool: &PgPool,
+    domain_id: i64,
+    output: &mut Output,
+) -> sqlx::Result<Result<(), Stop>> {
+    let rows = report::stream_domain_accounts(pool, domain_id);
+    write_csv_rows(rows, output, |buffer, row: &AccountRow| {
+        let account = AccountView::from_row(row, false);
+        csv::write_account(buffer, &row.server_name, &row.server_hostname, &account);
+    })
+    .await
 }

@@ -1,4 +1,5 @@
-//! `GET /report`: the full report (streamed), one domain, or one account.
+//! `GET /report`: the full report or one domain (both streamed), or one
+//! account.
 
 use axiquota_core::store::report::{self, AccountRow, DomainRow};
 use axum::Json;
@@ -12,7 +13,7 @@ use crate::auth::ReadAccess;
 use crate::csv;
 use crate::error::{ApiError, ErrorBody, ServerRef};
 use crate::extract::{AcceptHeader, Format, QueryParams};
-use crate::report_stream;
+use crate::report_stream::{self, Scope};
 use crate::views::{AccountView, DomainView, FullReport};
 
 /// Longest accepted e-mail address, in bytes (RFC 5321 path limit).
@@ -83,21 +84,30 @@ pub async fn get_report(
             if let Some(server) = server {
                 require_server(&state, server).await?;
             }
-            let body = report_stream::full_report_body(
-                state.pool.clone(),
-                server.map(str::to_owned),
-                format,
-                state.settings.request_timeout,
-            );
-            Ok(match format {
-                Format::Json => (
-                    [(axum::http::header::CONTENT_TYPE, "application/json")],
-                    body,
-                )
-                    .into_response(),
-                Format::Csv => csv::response(body, "report.csv"),
-            })
+            let scope = Scope::Full {
+                server_hostname: server.map(str::to_owned),
+            };
+            Ok(report_response(&state, scope, format, "report.csv"))
         }
+    }
+}
+
+/// Starts streaming a report in `format`; a CSV download is named
+/// `csv_filename`.
+fn report_response(state: &AppState, scope: Scope, format: Format, csv_filename: &str) -> Response {
+    let body = report_stream::report_body(
+        state.pool.clone(),
+        scope,
+        format,
+        state.settings.request_timeout,
+    );
+    match format {
+        Format::Json => (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response(),
+        Format::Csv => csv::response(body, csv_filename),
     }
 }
 
@@ -183,33 +193,10 @@ async fn domain_report(
         return Err(ambiguous("domain", name, holders));
     }
     let domain = domains.remove(0);
-    // NOTE: one domain's accounts are loaded whole, unlike the streamed
-    // full report, so a domain of 100,000 accounts costs tens of MB for the
-    // duration of the request.
-    let rows = report::list_domain_accounts(&state.pool, domain.domain_id).await?;
-
-    if format == Format::Csv {
-        let mut out = Vec::new();
-        csv::write_header(&mut out, csv::ACCOUNT_COLUMNS);
-        for row in &rows {
-            let view = AccountView::from_row(row, false);
-            csv::write_account(&mut out, &row.server_name, &row.server_hostname, &view);
-        }
-        return Ok(csv::response(out, "domain.csv"));
-    }
-
-    let accounts: Vec<AccountView> = rows
-        .iter()
-        .map(|row| AccountView::from_row(row, false))
-        .collect();
-    Ok(Json(DomainView {
-        name: domain.display_name.unwrap_or(domain.name),
-        status: domain.status,
-        total_accounts: accounts.len(),
-        accounts,
-        collected_at: domain.collected_at,
-        server_name: Some(domain.server_name),
-        server_hostname: Some(domain.server_hostname),
-    })
-    .into_response())
+    Ok(report_response(
+        state,
+        Scope::Domain(domain),
+        format,
+        "domain.csv",
+    ))
 }

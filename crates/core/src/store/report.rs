@@ -193,12 +193,12 @@ fn domain_spellings(domain: &str) -> Vec<String> {
     spellings
 }
 
-/// Lists the accounts of one domain row, ordered by local part.
-///
-/// # Errors
-///
-/// Database errors.
-pub async fn list_domain_accounts(pool: &PgPool, domain_id: i64) -> sqlx::Result<Vec<AccountRow>> {
+/// Streams the accounts of one domain row, ordered by local part, from one
+/// statement.
+pub fn stream_domain_accounts(
+    pool: &PgPool,
+    domain_id: i64,
+) -> impl Stream<Item = sqlx::Result<AccountRow>> + '_ {
     let query = concat!(
         "SELECT ",
         account_columns!(),
@@ -207,8 +207,7 @@ pub async fn list_domain_accounts(pool: &PgPool, domain_id: i64) -> sqlx::Result
     );
     sqlx::query_as::<_, AccountRow>(query)
         .bind(domain_id)
-        .fetch_all(pool)
-        .await
+        .fetch(pool)
 }
 
 /// Finds an account by address (exact, any letter case, its domain in
