@@ -11,23 +11,27 @@ use axiquota_core::store::{describe_sqlx_error, polls};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::Mutex;
-use tracing::warn;
+use tracing::{Level, debug, warn};
 use uuid::Uuid;
 
 // NOTE: every lock of a run hangs on this one connection. If it breaks,
 // PostgreSQL releases the locks of the servers being polled, and they stay
 // released until a server starts or ends and the run opens a new
-// connection, which takes them back. A second poller that starts in that
-// window may collect those servers too.
+// connection, which takes them back. Another poller that reaches those
+// servers in that window may collect them too.
 pub(crate) struct PollLocks {
     state: Mutex<LockState>,
     options: PgConnectOptions,
 }
 
-/// The lock connection and the servers whose locks it should hold.
+/// The lock connection and the servers being polled.
 struct LockState {
     connection: PgConnection,
+    /// Servers being polled whose lock the connection holds.
     held: HashSet<Uuid>,
+    /// Servers being polled whose lock was lost with a broken connection
+    /// and could not be taken back yet, because another session holds it.
+    missing: HashSet<Uuid>,
 }
 
 impl PollLocks {
@@ -40,6 +44,7 @@ impl PollLocks {
             state: Mutex::new(LockState {
                 connection,
                 held: HashSet::new(),
+                missing: HashSet::new(),
             }),
             options,
         })
@@ -47,9 +52,11 @@ impl PollLocks {
 
     /// Takes the lock of one server. Returns `false` when another poller
     /// has it. A lock connection that fails a ping after an error is
-    /// replaced first.
+    /// replaced first, and the new one takes back the locks of the servers
+    /// being polled.
     pub(crate) async fn try_lock(&self, server_id: Uuid) -> sqlx::Result<bool> {
         let mut state = self.state.lock().await;
+        retry_missing(&mut state).await;
         let error = match polls::try_lock_server(&mut state.connection, server_id).await {
             Err(error) if state.connection.ping().await.is_err() => error,
             result => {
@@ -71,7 +78,13 @@ impl PollLocks {
     /// ends with the connection when the run closes it.
     pub(crate) async fn unlock(&self, server_id: Uuid) {
         let mut state = self.state.lock().await;
-        state.held.remove(&server_id);
+        state.missing.remove(&server_id);
+        retry_missing(&mut state).await;
+        if !state.held.remove(&server_id) {
+            // The lock was lost with a broken connection and never taken
+            // back, so there is nothing to release.
+            return;
+        }
         let Err(error) = polls::unlock_server(&mut state.connection, server_id).await else {
             return;
         };
@@ -87,33 +100,18 @@ impl PollLocks {
     }
 
     /// Replaces a broken lock connection and takes back the locks of the
-    /// servers still being polled. A lock that another poller took in the
-    /// meantime is logged and forgotten.
+    /// servers being polled. A lock that another session holds is tried
+    /// again at the next start or end of a server.
     async fn reconnect(&self, state: &mut LockState, error: &sqlx::Error) -> sqlx::Result<()> {
         warn!(
             error = %describe_sqlx_error(error),
-            servers_being_polled = state.held.len(),
+            servers_being_polled = state.held.len() + state.missing.len(),
             "the poll lock connection failed; opening a new one and taking back the locks of the servers being polled"
         );
+        let lost = std::mem::take(&mut state.held);
+        state.missing.extend(lost);
         state.connection = PgConnection::connect_with(&self.options).await?;
-        let mut lost = Vec::new();
-        for &server_id in &state.held {
-            match polls::try_lock_server(&mut state.connection, server_id).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    warn!(%server_id, "another poller took this server's lock while the lock connection was down, so both may poll it");
-                    lost.push(server_id);
-                }
-                Err(error) => {
-                    warn!(%server_id, error = %describe_sqlx_error(&error), "taking back the poll lock failed");
-                    lost.push(server_id);
-                }
-            }
-        }
-        for server_id in lost {
-            state.held.remove(&server_id);
-        }
-        Ok(())
+        take_back(state, Level::WARN).await
     }
 
     /// Closes the connection, which releases any lock still held.
@@ -122,4 +120,34 @@ impl PollLocks {
             warn!(error = %describe_sqlx_error(&error), "closing the poll lock connection failed");
         }
     }
+}
+
+/// Tries again to take the locks lost with a broken connection, when there
+/// are any. An error leaves them to the next try.
+async fn retry_missing(state: &mut LockState) {
+    if state.missing.is_empty() {
+        return;
+    }
+    if let Err(error) = take_back(state, Level::DEBUG).await {
+        warn!(error = %describe_sqlx_error(&error), "taking back the poll locks failed");
+    }
+}
+
+/// Takes the lock of every server in `missing` on the current connection.
+/// A lock that another session holds stays missing and is logged at
+/// `held_elsewhere`. That session may be another poller, or this run's
+/// broken one before PostgreSQL ends it.
+async fn take_back(state: &mut LockState, held_elsewhere: Level) -> sqlx::Result<()> {
+    let missing: Vec<Uuid> = state.missing.iter().copied().collect();
+    for server_id in missing {
+        if polls::try_lock_server(&mut state.connection, server_id).await? {
+            state.missing.remove(&server_id);
+            state.held.insert(server_id);
+        } else if held_elsewhere == Level::WARN {
+            warn!(%server_id, "another session holds this server's lock, which the broken lock connection held; another poller may poll the server too");
+        } else {
+            debug!(%server_id, "another session still holds this server's lock");
+        }
+    }
+    Ok(())
 }

@@ -932,6 +932,34 @@ async fn poll_lock_holder(pool: &PgPool, server_id: Uuid) -> Option<i32> {
     .unwrap()
 }
 
+/// Ends the database session `pid`, as a broken connection would.
+async fn terminate_session(pool: &PgPool, pid: i32) {
+    let terminated: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+        .bind(pid)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert!(terminated, "session {pid} was not terminated");
+}
+
+/// Waits while `poll` runs for the poll lock of `server_id` to be held by a
+/// session not in `excluded`, and returns whether it was.
+async fn lock_taken_by_another_session<T>(
+    pool: &PgPool,
+    poll: &JoinHandle<T>,
+    server_id: Uuid,
+    excluded: &[i32],
+) -> bool {
+    while !poll.is_finished() {
+        let holder = poll_lock_holder(pool, server_id).await;
+        if holder.is_some_and(|pid| !excluded.contains(&pid)) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    false
+}
+
 #[sqlx::test(migrations = "../../migrations")]
 async fn broken_lock_connection_locks_taken_back(pool: PgPool) {
     let fixture = Fixture::new(pool);
@@ -941,25 +969,23 @@ async fn broken_lock_connection_locks_taken_back(pool: PgPool) {
         .start_servers_with_latency(&[(111, 40), (112, 5), (113, 5)])
         .await;
     let slow_id = ids[0];
-    let settings = PollSettings {
+    let poll = fixture.spawn_poll(PollSettings {
         max_servers: 2,
         ..settings()
-    };
-    let poll = fixture.spawn_poll(settings);
+    });
 
-    // Ends the lock connection once it holds the locks of the first two.
-    let terminated_pid = loop {
-        let terminated: Option<(i32, bool)> = sqlx::query_as(
-            "SELECT pid, pg_terminate_backend(pid) FROM pg_locks \
-             WHERE locktype = 'advisory' AND granted AND database = (SELECT oid \
-             FROM pg_database WHERE datname = current_database()) \
+    // Ends the lock connection once it holds the locks of the first two,
+    // the slow server's among them.
+    let lock_pid = loop {
+        let pid: Option<i32> = sqlx::query_scalar(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
              GROUP BY pid HAVING count(*) = 2",
         )
         .fetch_optional(&fixture.pool)
         .await
         .unwrap();
-        if let Some((pid, terminated)) = terminated {
-            assert!(terminated);
+        if let Some(pid) = pid {
             break pid;
         }
         assert!(
@@ -968,21 +994,100 @@ async fn broken_lock_connection_locks_taken_back(pool: PgPool) {
         );
         tokio::time::sleep(Duration::from_millis(2)).await;
     };
+    assert_eq!(
+        poll_lock_holder(&fixture.pool, slow_id).await,
+        Some(lock_pid)
+    );
+    terminate_session(&fixture.pool, lock_pid).await;
 
     // A new lock connection takes the slow server's lock back while the
-    // server is still being polled.
-    let mut taken_back = false;
-    while !poll.is_finished() {
-        let holder = poll_lock_holder(&fixture.pool, slow_id).await;
-        if holder.is_some_and(|pid| pid != terminated_pid) {
-            taken_back = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    assert!(taken_back, "the slow server's lock was not taken back");
+    // server is still being polled, and not the lock of the fast server,
+    // which has ended.
+    assert!(
+        lock_taken_by_another_session(&fixture.pool, &poll, slow_id, &[lock_pid]).await,
+        "the slow server's lock was not taken back"
+    );
+    assert_eq!(poll_lock_holder(&fixture.pool, ids[1]).await, None);
 
     let report = poll.await.unwrap().unwrap();
     assert_eq!(report.counts.ok, 3, "{:?}", report.servers);
     fixture.assert_stored(&ids, &sims).await;
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn lock_held_elsewhere_taken_back_later(pool: PgPool) {
+    let fixture = Fixture::new(pool);
+    let (ids, _sims) = fixture
+        .start_servers_with_latency(&[(121, 40), (122, 5), (123, 5), (124, 5)])
+        .await;
+    let slow_id = ids[0];
+    let poll = fixture.spawn_poll(PollSettings {
+        max_servers: 2,
+        ..settings()
+    });
+
+    let lock_pid = loop {
+        if let Some(pid) = poll_lock_holder(&fixture.pool, slow_id).await {
+            break pid;
+        }
+        assert!(
+            !poll.is_finished(),
+            "the poll ended before its lock was seen"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    };
+    terminate_session(&fixture.pool, lock_pid).await;
+
+    // Another session takes the slow server's lock as soon as it is free,
+    // as a second poller would, so the new lock connection cannot take it
+    // back at first.
+    let mut other = fixture.pool.acquire().await.unwrap().detach();
+    while !axiquota_core::store::polls::try_lock_server(&mut other, slow_id)
+        .await
+        .unwrap()
+    {
+        assert!(
+            !poll.is_finished(),
+            "the poll ended before the lock was free"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    // Waits for the run's new lock connection: the first lock held by a
+    // session that is neither the broken one nor this test's.
+    let other_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut other)
+        .await
+        .unwrap();
+    loop {
+        let new_pid: Option<i32> = sqlx::query_scalar(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+             AND pid <> $1 AND pid <> $2 LIMIT 1",
+        )
+        .bind(lock_pid)
+        .bind(other_pid)
+        .fetch_optional(&fixture.pool)
+        .await
+        .unwrap();
+        if new_pid.is_some() {
+            break;
+        }
+        assert!(
+            !poll.is_finished(),
+            "the poll ended before a new lock connection was seen"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    axiquota_core::store::polls::unlock_server(&mut other, slow_id)
+        .await
+        .unwrap();
+
+    // The next server to start or end takes the released lock back.
+    assert!(
+        lock_taken_by_another_session(&fixture.pool, &poll, slow_id, &[lock_pid, other_pid]).await,
+        "the slow server's lock was not taken back"
+    );
+
+    let report = poll.await.unwrap().unwrap();
+    assert_eq!(report.counts.ok, 4, "{:?}", report.servers);
 }
