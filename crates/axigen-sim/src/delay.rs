@@ -3,12 +3,13 @@
 //!
 //! Tokio's timer works at millisecond granularity and rounds deadlines up,
 //! so a 1 ms `tokio::time::sleep` lasts between 1 and 2 ms. Here one thread
-//! per process keeps the pending deadlines in a heap and waits on a
+//! per process keeps the pending wake-up times in a heap and waits on a
 //! condition variable, whose timeout has microsecond resolution, until the
-//! earliest deadline plus [`COALESCE`]. It then wakes every task whose
-//! deadline has passed, so a hundred sessions cost a few wake-ups, not one
-//! each. Tasks are woken [`WAKE_AHEAD`] of their deadline and yield until
-//! it has passed, so the wake-ups' own latency does not add to the pause.
+//! earliest wake-up time plus [`COALESCE`]. It then wakes every task whose
+//! wake-up time has passed, so a hundred sessions cost a few wake-ups, not
+//! one each. Tasks are woken [`WAKE_AHEAD`] of their deadline and yield
+//! until it has passed, so the wake-ups' own latency does not add to the
+//! pause.
 //! On Linux the thread sets its timer slack to one microsecond,
 //! because the default of 50 µs let each pause overrun by that much again.
 
@@ -20,15 +21,16 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-/// Time after the earliest deadline at which the timer thread wakes, so
-/// that the pauses due by then end together. No pause ends early.
+/// Time after the earliest wake-up at which the timer thread wakes, so
+/// that the tasks due by then are woken together.
 const COALESCE: Duration = Duration::from_micros(20);
 
 /// Time before its deadline at which a waiting task is woken. It then
-/// yields to the runtime's other tasks until the deadline has passed.
-/// Waking a sleeping thread took 20 to 50 µs on average on the benchmark's
-/// virtual machine (`perf sched latency`), and a wake-up at the deadline
-/// pays that twice: for the timer thread, then for the task's worker.
+/// yields to the runtime's other tasks until the deadline has passed, which
+/// costs a little CPU. On the benchmark's virtual machine a sleeping thread
+/// took 50 µs on average to run after being woken for the timer thread, and
+/// 19 µs for a tokio worker (`perf sched latency`), and a wake-up at the
+/// deadline pays both.
 const WAKE_AHEAD: Duration = Duration::from_micros(100);
 
 /// Waits until `deadline`, and not at all when it has passed, as for
@@ -46,10 +48,7 @@ pub(crate) async fn pause_until(deadline: Instant) {
         && wake_at > Instant::now()
     {
         let (wake, woken) = oneshot::channel();
-        timer.add(Entry {
-            deadline: wake_at,
-            wake,
-        });
+        timer.add(Entry { wake_at, wake });
         // An entry dropped unsent would end the wait early, so the deadline
         // is then kept with tokio's timer.
         if woken.await.is_err() {
@@ -62,16 +61,16 @@ pub(crate) async fn pause_until(deadline: Instant) {
     }
 }
 
-/// One waiting task: woken through `wake` once `deadline` has passed.
+/// One waiting task: woken through `wake` once `wake_at` has passed.
 struct Entry {
-    deadline: Instant,
+    wake_at: Instant,
     wake: oneshot::Sender<()>,
 }
 
-// The heap pops its greatest entry, so the earliest deadline compares greatest.
+// The heap pops its greatest entry, so the earliest wake-up compares greatest.
 impl Ord for Entry {
     fn cmp(&self, other: &Self) -> Ordering {
-        other.deadline.cmp(&self.deadline)
+        other.wake_at.cmp(&self.wake_at)
     }
 }
 
@@ -83,7 +82,7 @@ impl PartialOrd for Entry {
 
 impl PartialEq for Entry {
     fn eq(&self, other: &Self) -> bool {
-        self.deadline == other.deadline
+        self.wake_at == other.wake_at
     }
 }
 
@@ -92,7 +91,7 @@ impl Eq for Entry {}
 struct Timer {
     pending: Mutex<BinaryHeap<Entry>>,
     /// Signalled when an entry becomes the earliest, so that the thread
-    /// sleeps until the new first deadline.
+    /// sleeps until the new first wake-up.
     earlier: Condvar,
 }
 
@@ -102,14 +101,12 @@ impl Timer {
     }
 
     fn add(&self, entry: Entry) {
-        let deadline = entry.deadline;
+        let wake_at = entry.wake_at;
         let mut pending = self.lock();
         pending.push(entry);
-        // Pauses of one length arrive in deadline order, so the thread
+        // Pauses of one length arrive in wake-up order, so the thread
         // rarely needs waking: only when the new entry comes first.
-        let first = pending
-            .peek()
-            .is_some_and(|first| first.deadline == deadline);
+        let first = pending.peek().is_some_and(|first| first.wake_at == wake_at);
         drop(pending);
         if first {
             self.earlier.notify_one();
@@ -122,7 +119,7 @@ impl Timer {
         loop {
             let now = Instant::now();
             while let Some(first) = pending.peek_mut() {
-                if first.deadline > now {
+                if first.wake_at > now {
                     break;
                 }
                 // A task that stopped waiting has dropped its receiver.
@@ -130,7 +127,7 @@ impl Timer {
             }
             pending = match pending.peek() {
                 Some(first) => {
-                    let wait = first.deadline + COALESCE - now;
+                    let wait = first.wake_at + COALESCE - now;
                     self.earlier
                         .wait_timeout(pending, wait)
                         .unwrap_or_else(|e| e.into_inner())

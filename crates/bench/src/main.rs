@@ -311,7 +311,7 @@ async fn run_poll(bench: &PollBench<'_>) -> anyhow::Result<()> {
         let poll = bench
             .poll_fleet(spec, concurrency, &format!("poll-{number}.log"))
             .await?;
-        progress(&format!("poll {number}: {}", poll.name(args)));
+        progress(&format!("poll {number}: {}", poll.name()));
         if spec.servers == 1 && args.fleet.servers > 1 {
             one_server.push(poll);
         } else {
@@ -532,11 +532,11 @@ struct SlowPoll {
 }
 
 impl SlowPoll {
-    fn name(&self, args: &RunArgs) -> String {
+    fn name(&self) -> String {
         let latency = if self.spec.network_latency {
-            format!("{} ms network round trip", args.slow_latency_ms)
+            format!("{} ms network round trip", self.spec.latency_ms)
         } else {
-            format!("{} ms per CLI reply", args.slow_latency_ms)
+            format!("{} ms per CLI reply", self.spec.latency_ms)
         };
         let sending = if self.concurrency.send_ahead {
             ", --send-ahead"
@@ -609,7 +609,7 @@ fn print_poll(args: &RunArgs, figures: &PollFigures) {
         &figures.second,
     );
     for slow in &figures.slow {
-        row(&slow.name(args), &slow.usage);
+        row(&slow.name(), &slow.usage);
     }
     println!();
 
@@ -656,7 +656,7 @@ fn print_poll(args: &RunArgs, figures: &PollFigures) {
         let ratio = slow.usage.wall.as_secs_f64() / bound.as_secs_f64();
         println!(
             "| {}: close to the round-trip bound {} | {} ({ratio:.2}x) | {} |",
-            slow.name(args),
+            slow.name(),
             seconds(bound),
             seconds(slow.usage.wall),
             verdict(ratio < 1.5)
@@ -687,7 +687,7 @@ fn print_slow_poll(args: &RunArgs, poll: &SlowPoll, cores: usize) {
     let per_account = round_trips as f64 / accounts as f64;
     let parallel = poll.parallel();
     let bound = poll.bound();
-    println!("### {}\n", poll.name(args));
+    println!("### {}\n", poll.name());
     println!(
         "Round-trip bound: {round_trips} round trips for {replies} CLI replies \
          ({per_account:.2} per account) x {} ms / {parallel} sessions in parallel = {}. \
