@@ -44,7 +44,9 @@ start_throwaway_cluster() {
     if [ "$(id -u)" = 0 ]; then
         id postgres >/dev/null 2>&1 || { echo "error: running as root needs a 'postgres' system user to start PostgreSQL" >&2; exit 1; }
         chown postgres "$PG_TEST_DIR"
-        run_as=(runuser -u postgres --)
+        # From / rather than the caller's directory, which the postgres
+        # user may not be allowed to enter.
+        run_as=(env -C / runuser -u postgres --)
     fi
 
     "${run_as[@]}" "$initdb" -D "$PG_TEST_DIR/data" -U postgres --auth=trust --encoding=UTF8 --no-sync >"$PG_TEST_DIR/initdb.log" 2>&1 || {

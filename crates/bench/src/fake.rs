@@ -23,9 +23,9 @@ use tokio::process::{Child, ChildStdin, ChildStdout};
 /// Loopback addresses from 127.0.0.2 to 127.0.0.254 give at most 253 servers.
 pub const MAX_SERVERS: usize = 253;
 
-/// The shape of the generated fleet.
+/// The size of the generated fleet.
 #[derive(Debug, Clone, Copy, clap::Args)]
-pub struct FleetSpec {
+pub struct FleetShape {
     /// Number of fake servers, at most 253
     #[arg(long, default_value_t = 100)]
     pub servers: usize,
@@ -35,24 +35,30 @@ pub struct FleetSpec {
     /// Accounts per domain
     #[arg(long, default_value_t = 500)]
     pub accounts_per_domain: usize,
-    /// Pause in milliseconds before every CLI reply
-    #[arg(long, default_value_t = 0)]
-    pub latency_ms: u64,
-    /// Make the pause a network round trip, which commands sent together
-    /// share, instead of the servers' time per command (`run` polls with
-    /// both and ignores this)
-    #[arg(long)]
-    pub network_latency: bool,
     /// Worker threads of the fleet's runtime. With one, the fake servers
     /// never take more than one core from the poller and PostgreSQL.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
     pub fleet_threads: u16,
 }
 
-impl FleetSpec {
+impl FleetShape {
     pub fn accounts(&self) -> usize {
         self.servers * self.domains * self.accounts_per_domain
     }
+}
+
+/// The generated fleet: its size and the latency of its replies.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct FleetSpec {
+    #[command(flatten)]
+    pub shape: FleetShape,
+    /// Pause in milliseconds before every CLI reply
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Make the pause a network round trip, which commands sent together
+    /// share, instead of the servers' time per command
+    #[arg(long)]
+    pub network_latency: bool,
 }
 
 /// One fake server's addresses, as printed by `fake-servers`.
@@ -105,10 +111,10 @@ impl FleetStats {
 /// When a server cannot be bound, for example because the host does not
 /// route 127.0.0.0/8 to the loopback interface.
 pub async fn serve(spec: FleetSpec) -> anyhow::Result<()> {
-    if spec.servers == 0 || spec.servers > MAX_SERVERS {
+    if spec.shape.servers == 0 || spec.shape.servers > MAX_SERVERS {
         bail!(
             "invalid --servers {}: expected 1 to {MAX_SERVERS}, one loopback address each",
-            spec.servers
+            spec.shape.servers
         );
     }
     let options = SimOptions {
@@ -128,15 +134,15 @@ pub async fn serve(spec: FleetSpec) -> anyhow::Result<()> {
         ..SimOptions::default()
     };
 
-    let mut handles = Vec::with_capacity(spec.servers);
-    let mut servers = Vec::with_capacity(spec.servers);
-    for index in 0..spec.servers {
+    let mut handles = Vec::with_capacity(spec.shape.servers);
+    let mut servers = Vec::with_capacity(spec.shape.servers);
+    for index in 0..spec.shape.servers {
         let octet = u8::try_from(index + 2).expect("at most 253 servers");
         let ip = IpAddr::V4(Ipv4Addr::new(127, 0, 0, octet));
         let data = ServerData::generate(&GenerateSpec {
             seed: 1000 + index as u64,
-            domains: spec.domains,
-            accounts_per_domain: spec.accounts_per_domain,
+            domains: spec.shape.domains,
+            accounts_per_domain: spec.shape.accounts_per_domain,
             awkward_names: false,
             disabled_domain_percent: 20,
         });
@@ -200,15 +206,15 @@ impl Fleet {
         let mut child = tokio::process::Command::new(exe)
             .arg("fake-servers")
             .arg("--servers")
-            .arg(spec.servers.to_string())
+            .arg(spec.shape.servers.to_string())
             .arg("--domains")
-            .arg(spec.domains.to_string())
+            .arg(spec.shape.domains.to_string())
             .arg("--accounts-per-domain")
-            .arg(spec.accounts_per_domain.to_string())
+            .arg(spec.shape.accounts_per_domain.to_string())
             .arg("--latency-ms")
             .arg(spec.latency_ms.to_string())
             .arg("--fleet-threads")
-            .arg(spec.fleet_threads.to_string())
+            .arg(spec.shape.fleet_threads.to_string())
             .args(spec.network_latency.then_some("--network-latency"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

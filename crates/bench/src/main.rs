@@ -17,9 +17,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axiquota_core::Vault;
+use axiquota_core::axigen::collector::ACCOUNT_CHUNK;
 use clap::{Parser, Subcommand};
 
-use crate::fake::{Fleet, FleetSpec, FleetStats};
+use crate::fake::{Fleet, FleetShape, FleetSpec, FleetStats};
 use crate::poll::Concurrency;
 use crate::process::{ChildUsage, mb};
 
@@ -33,7 +34,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run every benchmark and print the figures as Markdown on stdout
+    /// Run the benchmarks that --parts names (all by default) and print the
+    /// figures as Markdown on stdout
     Run(RunArgs),
     /// Run a fleet of fake servers on 127.0.0.2 and up; prints their
     /// addresses as JSON, then their counters when stdin closes
@@ -58,7 +60,7 @@ struct RunArgs {
     log_dir: Option<PathBuf>,
 
     #[command(flatten)]
-    fleet: FleetSpec,
+    fleet: FleetShape,
 
     /// Servers polled at the same time (the poller's --max-servers; the
     /// default is the poller's)
@@ -70,7 +72,8 @@ struct RunArgs {
     #[arg(long, default_value_t = 4)]
     sessions_per_server: usize,
 
-    /// Pause per CLI reply in the slow-server poll, in milliseconds
+    /// Pause per CLI reply, in milliseconds, in the polls with added latency
+    /// (the poll and concurrency benchmarks)
     #[arg(long, default_value_t = 1)]
     slow_latency_ms: u64,
 
@@ -100,7 +103,8 @@ struct RunArgs {
     )]
     concurrency_max_servers: Vec<usize>,
 
-    /// Benchmarks to run. The API benchmark needs the data of a poll
+    /// Benchmarks to run. The API benchmark reads the accounts that the
+    /// poll or concurrency benchmark stored, so it runs only with one of them
     #[arg(
         long,
         value_enum,
@@ -127,7 +131,7 @@ fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match &cli.command {
         Command::FakeServers(spec) => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(usize::from(spec.fleet_threads))
+            .worker_threads(usize::from(spec.shape.fleet_threads))
             .enable_all()
             .build(),
         Command::Run(_) => tokio::runtime::Runtime::new(),
@@ -167,6 +171,15 @@ fn millis(duration: Duration) -> String {
 
 fn per_second(count: usize, duration: Duration) -> String {
     format!("{:.0}", count as f64 / duration.as_secs_f64())
+}
+
+/// Returns `count` and `noun`, with an `s` unless the count is one.
+fn counted(count: usize, noun: &str) -> String {
+    if count == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{count} {noun}s")
+    }
 }
 
 fn verdict(met: bool) -> &'static str {
@@ -257,12 +270,13 @@ async fn run_poll(bench: &PollBench<'_>) -> anyhow::Result<()> {
     // Poll without added latency: a first poll into empty tables, a second
     // one replacing every snapshot, then the split into its halves.
     let fast = FleetSpec {
+        shape: args.fleet,
         latency_ms: 0,
-        ..args.fleet
+        network_latency: false,
     };
     progress(&format!(
         "starting {} fake servers without added latency",
-        fast.servers
+        fast.shape.servers
     ));
     let fleet = Fleet::start(fast).await?;
     db::register_fleet(pool, vault, &fleet.servers).await?;
@@ -281,16 +295,19 @@ async fn run_poll(bench: &PollBench<'_>) -> anyhow::Result<()> {
     // commands sent ahead: a pause per reply for the servers' time per
     // command, then as a network round trip, then one server alone.
     let processing = FleetSpec {
+        shape: args.fleet,
         latency_ms: args.slow_latency_ms,
         network_latency: false,
-        ..args.fleet
     };
     let network = FleetSpec {
         network_latency: true,
         ..processing
     };
     let single_server = FleetSpec {
-        servers: 1,
+        shape: FleetShape {
+            servers: 1,
+            ..args.fleet
+        },
         ..network
     };
     let ahead = Concurrency {
@@ -312,7 +329,7 @@ async fn run_poll(bench: &PollBench<'_>) -> anyhow::Result<()> {
             .poll_fleet(spec, concurrency, &format!("poll-{number}.log"))
             .await?;
         progress(&format!("poll {number}: {}", poll.name()));
-        if spec.servers == 1 && args.fleet.servers > 1 {
+        if spec.shape.servers == 1 && args.fleet.servers > 1 {
             one_server.push(poll);
         } else {
             slow.push(poll);
@@ -340,9 +357,9 @@ async fn run_poll(bench: &PollBench<'_>) -> anyhow::Result<()> {
 async fn run_concurrency(bench: &PollBench<'_>) -> anyhow::Result<()> {
     let args = bench.args;
     let spec = FleetSpec {
+        shape: args.fleet,
         latency_ms: args.slow_latency_ms,
         network_latency: false,
-        ..args.fleet
     };
     let mut polls = Vec::new();
     for (number, &max_servers) in (1..).zip(&args.concurrency_max_servers) {
@@ -407,7 +424,8 @@ impl PollBench<'_> {
         let pool = &self.database.pool;
         let fleet = Fleet::start(spec).await?;
         db::register_fleet(pool, self.vault, &fleet.servers).await?;
-        let only = (spec.servers < self.args.fleet.servers).then(|| fleet.servers[0].host.as_str());
+        let only =
+            (spec.shape.servers < self.args.fleet.servers).then(|| fleet.servers[0].host.as_str());
         let usage = self.run_poller(concurrency, only, log_name).await?;
         check_accounts(pool, self.args.fleet.accounts()).await?;
         let stats = fleet.stop().await?;
@@ -429,7 +447,9 @@ async fn run_api(
 ) -> anyhow::Result<()> {
     let pool = &database.pool;
     if db::account_count(pool).await? == 0 {
-        anyhow::bail!("the API benchmark needs stored accounts: run it together with the poll");
+        anyhow::bail!(
+            "the API benchmark needs stored accounts: add poll or concurrency to --parts, for example --parts poll,api"
+        );
     }
     let api_bin = bin_dir.join("api");
 
@@ -494,15 +514,15 @@ async fn print_machine(pool: &sqlx::PgPool, args: &RunArgs) -> anyhow::Result<()
     println!("| PostgreSQL | {postgres} |");
     println!("| build profile | {profile} |");
     println!(
-        "| fleet | {} fake servers x {} domains x {} accounts = {} accounts, on {} worker thread(s) |",
-        args.fleet.servers,
-        args.fleet.domains,
-        args.fleet.accounts_per_domain,
-        args.fleet.accounts(),
-        args.fleet.fleet_threads
+        "| fleet | {} x {} x {} = {}, on {} |",
+        counted(args.fleet.servers, "fake server"),
+        counted(args.fleet.domains, "domain"),
+        counted(args.fleet.accounts_per_domain, "account"),
+        counted(args.fleet.accounts(), "account"),
+        counted(usize::from(args.fleet.fleet_threads), "worker thread")
     );
     println!(
-        "| poller concurrency | --max-servers {} --sessions-per-server {} |",
+        "| poller concurrency | --max-servers {} --sessions-per-server {} (the concurrency benchmark sets --max-servers per row) |",
         args.max_servers, args.sessions_per_server
     );
     println!();
@@ -557,9 +577,13 @@ impl SlowPoll {
         self.stats.commands_total().saturating_sub(shared)
     }
 
-    /// Returns the number of CLI sessions that run in parallel.
+    /// Returns the number of CLI sessions that run in parallel. A server
+    /// keeps no more sessions busy than it has chunks of accounts.
     fn parallel(&self) -> usize {
-        self.concurrency.max_servers.min(self.spec.servers) * self.concurrency.sessions_per_server
+        let shape = &self.spec.shape;
+        let chunks = shape.domains * shape.accounts_per_domain.div_ceil(ACCOUNT_CHUNK);
+        let sessions = self.concurrency.sessions_per_server.min(chunks.max(1));
+        self.concurrency.max_servers.min(shape.servers) * sessions
     }
 
     /// Returns the round-trip bound: every round trip's pause, spread over
@@ -992,7 +1016,7 @@ mod tests {
 
     use super::*;
 
-    /// A poll of `servers` fake servers with 1 ms per reply that replied to
+    /// Builds a poll of `servers` fake servers with 1 ms per reply that replied to
     /// `commands` commands, `sent_ahead` of them sent ahead.
     fn slow_poll(
         servers: usize,
@@ -1003,12 +1027,14 @@ mod tests {
     ) -> SlowPoll {
         SlowPoll {
             spec: FleetSpec {
-                servers,
-                domains: 4,
-                accounts_per_domain: 500,
+                shape: FleetShape {
+                    servers,
+                    domains: 4,
+                    accounts_per_domain: 500,
+                    fleet_threads: 1,
+                },
                 latency_ms: 1,
                 network_latency,
-                fleet_threads: 1,
             },
             concurrency: Concurrency {
                 max_servers,
@@ -1034,6 +1060,17 @@ mod tests {
     fn parallel_sessions_capped_by_fleet() {
         assert_eq!(slow_poll(100, false, 50, 1, 0).parallel(), 200);
         assert_eq!(slow_poll(1, false, 50, 1, 0).parallel(), 4);
+    }
+
+    #[test]
+    fn parallel_sessions_capped_by_chunks() {
+        let mut poll = slow_poll(2, false, 2, 1, 0);
+        poll.spec.shape.domains = 1;
+        poll.spec.shape.accounts_per_domain = 100;
+        assert_eq!(poll.parallel(), 2);
+
+        poll.spec.shape.accounts_per_domain = 101;
+        assert_eq!(poll.parallel(), 4);
     }
 
     #[test]

@@ -27,6 +27,7 @@ use tracing::{info, instrument, warn};
 use super::cli::{CliClient, CliError, ConnectOptions};
 use super::webadmin::{self, FeedOptions};
 use crate::model::{ServerEndpoint, Snapshot};
+pub use state::ACCOUNT_CHUNK;
 use state::{CollectState, Job};
 use worker::Worker;
 

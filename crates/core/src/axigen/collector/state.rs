@@ -16,7 +16,7 @@ use crate::model::{AccountSnapshot, DomainSnapshot, SkippedItem, Snapshot};
 
 /// Accounts handed to a session at a time. Small enough to spread a large
 /// domain over every session, large enough to keep queue traffic low.
-const ACCOUNT_CHUNK: usize = 100;
+pub const ACCOUNT_CHUNK: usize = 100;
 
 /// One unit of work for a session.
 #[derive(Debug, Clone, PartialEq, Eq)]
