@@ -27,8 +27,14 @@ pub fn render(report: &RunReport, format: OutputFormat) -> String {
     }
 }
 
-fn format_seconds(milliseconds: i64) -> String {
-    format!("{:.1}s", milliseconds as f64 / 1000.0)
+/// Formats a duration for the table: milliseconds below a second, where
+/// tenths of a second would show a fast server as 0.0s.
+fn format_duration(milliseconds: i64) -> String {
+    if milliseconds < 1000 {
+        format!("{milliseconds}ms")
+    } else {
+        format!("{:.1}s", milliseconds as f64 / 1000.0)
+    }
 }
 
 fn render_table(report: &RunReport) -> String {
@@ -55,7 +61,7 @@ fn render_table(report: &RunReport) -> String {
             result.hostname,
             result.domains,
             result.accounts,
-            format_seconds(result.duration_ms),
+            format_duration(result.duration_ms),
             result.error.as_deref().unwrap_or("")
         );
         if let Some(snapshot) = &outcome.snapshot {
@@ -87,7 +93,7 @@ fn render_table(report: &RunReport) -> String {
         counts.failed,
         counts.locked,
         report.accounts(),
-        format_seconds(report.duration_ms)
+        format_duration(report.duration_ms)
     );
     if report
         .servers
@@ -220,5 +226,13 @@ mod tests {
             ),
             "{text}"
         );
+    }
+
+    #[test]
+    fn duration_below_a_second_in_milliseconds() {
+        assert_eq!(format_duration(48), "48ms");
+        assert_eq!(format_duration(999), "999ms");
+        assert_eq!(format_duration(1000), "1.0s");
+        assert_eq!(format_duration(1549), "1.5s");
     }
 }
