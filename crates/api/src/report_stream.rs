@@ -17,10 +17,11 @@ use std::time::Duration;
 use axiquota_core::store::report::{self, AccountRow, DomainRow, ReportRow};
 use axum::body::{Body, Bytes};
 use chrono::{DateTime, Utc};
-use futures::channel::mpsc;
+use futures::channel::{mpsc, oneshot};
 use futures::{SinkExt, Stream, StreamExt};
 use serde::Serialize;
-use sqlx::PgPool;
+use sqlx::pool::PoolConnection;
+use sqlx::{PgConnection, PgPool, Postgres};
 use uuid::Uuid;
 
 use crate::csv;
@@ -42,15 +43,49 @@ pub enum Scope {
     Domain(DomainRow),
 }
 
-/// Starts streaming a report and returns the response body.
-pub fn report_body(pool: PgPool, scope: Scope, format: Format, idle_timeout: Duration) -> Body {
+/// Takes a database connection, starts streaming a report on it and
+/// returns the response body. Taking the connection first turns a database
+/// that is down into an error status rather than a broken body.
+///
+/// # Errors
+///
+/// When no database connection can be had.
+pub async fn report_body(
+    pool: &PgPool,
+    scope: Scope,
+    format: Format,
+    idle_timeout: Duration,
+) -> sqlx::Result<Body> {
+    let connection = pool.acquire().await?;
     let (sender, receiver) = mpsc::channel::<Chunk>(CHANNEL_CHUNKS);
+    let (finished, finished_signal) = oneshot::channel();
     let span = tracing::Span::current();
     tokio::spawn(tracing::Instrument::instrument(
-        produce(pool, scope, format, sender, idle_timeout),
+        produce(connection, scope, format, sender, finished, idle_timeout),
         span,
     ));
-    Body::from_stream(receiver)
+    Ok(Body::from_stream(complete_or_broken(
+        receiver,
+        finished_signal,
+    )))
+}
+
+/// Ends `chunks` with an error unless `finished` signals that the whole
+/// report was written, so that a report cut short (a stalled client, a failed
+/// query, a panic) never ends as a complete response whose document
+/// parses.
+fn complete_or_broken(
+    chunks: impl Stream<Item = Chunk>,
+    finished: oneshot::Receiver<()>,
+) -> impl Stream<Item = Chunk> {
+    let end = futures::stream::once(finished).filter_map(|signal| async move {
+        signal.is_err().then(|| {
+            Err(std::io::Error::other(
+                "the report ended before it was complete",
+            ))
+        })
+    });
+    chunks.chain(end)
 }
 
 /// Reason the producer stopped early.
@@ -90,12 +125,14 @@ impl Output {
 }
 
 async fn produce(
-    pool: PgPool,
+    mut connection: PoolConnection<Postgres>,
     scope: Scope,
     format: Format,
     sender: mpsc::Sender<Chunk>,
+    finished: oneshot::Sender<()>,
     idle_timeout: Duration,
 ) {
+    let connection = &mut *connection;
     let mut output = Output {
         sender,
         buffer: Vec::with_capacity(CHUNK_BYTES + 4096),
@@ -103,21 +140,23 @@ async fn produce(
     };
     let result = match (scope, format) {
         (Scope::Full { server_hostname }, Format::Json) => {
-            write_json(&pool, server_hostname, &mut output).await
+            write_json(connection, server_hostname, &mut output).await
         }
         (Scope::Full { server_hostname }, Format::Csv) => {
-            write_csv(&pool, server_hostname, &mut output).await
+            write_csv(connection, server_hostname, &mut output).await
         }
         (Scope::Domain(domain), Format::Json) => {
-            write_domain_json(&pool, domain, &mut output).await
+            write_domain_json(connection, domain, &mut output).await
         }
         (Scope::Domain(domain), Format::Csv) => {
-            write_domain_csv(&pool, domain.domain_id, &mut output).await
+            write_domain_csv(connection, domain.domain_id, &mut output).await
         }
     };
     match result {
         Ok(Ok(())) => {
-            let _ = output.flush().await;
+            if output.flush().await.is_ok() {
+                let _ = finished.send(());
+            }
         }
         Ok(Err(Stop::ClientGone)) => tracing::info!("client closed the report stream early"),
         Ok(Err(Stop::ClientStalled)) => tracing::warn!(
@@ -214,13 +253,13 @@ fn open_domain(buffer: &mut Vec<u8>, position: &mut Position, row: &ReportRow, d
 }
 
 async fn write_json(
-    pool: &PgPool,
+    connection: &mut PgConnection,
     server_hostname: Option<String>,
     output: &mut Output,
 ) -> sqlx::Result<Result<(), Stop>> {
     let generated_at = Utc::now();
     let mut position = Position::default();
-    let mut rows = report::stream_full_report(pool, server_hostname);
+    let mut rows = report::stream_full_report(connection, server_hostname);
 
     output.buffer.extend_from_slice(b"{\"servers\":[");
     while let Some(row) = rows.next().await {
@@ -252,11 +291,11 @@ async fn write_json(
 }
 
 async fn write_csv(
-    pool: &PgPool,
+    connection: &mut PgConnection,
     server_hostname: Option<String>,
     output: &mut Output,
 ) -> sqlx::Result<Result<(), Stop>> {
-    let rows = report::stream_full_report(pool, server_hostname);
+    let rows = report::stream_full_report(connection, server_hostname);
     write_csv_rows(rows, output, |buffer, row: &ReportRow| {
         // A server or domain without accounts has no line.
         if let Some(account) = AccountView::from_report_row(row) {
@@ -286,11 +325,11 @@ async fn write_csv_rows<R>(
 /// Writes one domain in the shape of `DomainView`, with `total_accounts`
 /// after the accounts, since they are counted as they go by.
 async fn write_domain_json(
-    pool: &PgPool,
+    connection: &mut PgConnection,
     domain: DomainRow,
     output: &mut Output,
 ) -> sqlx::Result<Result<(), Stop>> {
-    let mut rows = report::stream_domain_accounts(pool, domain.domain_id);
+    let mut rows = report::stream_domain_accounts(connection, domain.domain_id);
     output.buffer.extend_from_slice(b"{\"name\":");
     push_json(
         &mut output.buffer,
@@ -328,14 +367,53 @@ async fn write_domain_json(
 }
 
 async fn write_domain_csv(
-    pool: &PgPool,
+    connection: &mut PgConnection,
     domain_id: i64,
     output: &mut Output,
 ) -> sqlx::Result<Result<(), Stop>> {
-    let rows = report::stream_domain_accounts(pool, domain_id);
+    let rows = report::stream_domain_accounts(connection, domain_id);
     write_csv_rows(rows, output, |buffer, row: &AccountRow| {
         let account = AccountView::from_row(row, false);
         csv::write_account(buffer, &row.server_name, &row.server_hostname, &account);
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Sends `pieces` chunks through a body's channel, signals a finished
+    /// report when `finished` is set, and returns what a client reads.
+    async fn read_body(pieces: usize, finished: bool) -> Vec<Chunk> {
+        let (mut sender, receiver) = mpsc::channel::<Chunk>(pieces);
+        let (finish, finished_signal) = oneshot::channel();
+        for _ in 0..pieces {
+            sender.send(Ok(Bytes::from_static(b"row\n"))).await.unwrap();
+        }
+        if finished {
+            finish.send(()).unwrap();
+        } else {
+            drop(finish);
+        }
+        drop(sender);
+        complete_or_broken(receiver, finished_signal)
+            .collect()
+            .await
+    }
+
+    #[test]
+    fn finished_report_ends_cleanly() {
+        let chunks = futures::executor::block_on(read_body(2, true));
+        assert_eq!(chunks.len(), 2);
+        assert!(chunks.iter().all(Result::is_ok));
+    }
+
+    #[test]
+    fn unfinished_report_ends_with_error() {
+        let chunks = futures::executor::block_on(read_body(2, false));
+        assert_eq!(chunks.len(), 3);
+        assert!(chunks[..2].iter().all(Result::is_ok));
+        assert!(chunks[2].is_err());
+    }
 }

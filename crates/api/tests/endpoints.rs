@@ -784,6 +784,16 @@ async fn ready_fails_without_database(pool: PgPool) {
 }
 
 #[sqlx::test(migrations = "../../migrations")]
+async fn full_report_without_database_is_unavailable(pool: PgPool) {
+    let app = common::spawn(pool.clone()).await;
+    pool.close().await;
+    for path in ["/report", "/report?format=csv"] {
+        let reply = app.get(path).await;
+        assert_eq!(reply.status, 503, "{path}: {}", reply.text);
+    }
+}
+
+#[sqlx::test(migrations = "../../migrations")]
 async fn update_server_keeps_snapshot(pool: PgPool) {
     let app = seeded(pool).await;
     let counts_before = app.table_counts().await;

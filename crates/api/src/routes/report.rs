@@ -46,7 +46,7 @@ pub struct ReportParams {
     params(ReportParams),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The full report (no domain or account), a domain (`domain`) or an account (`account`); CSV has one row per account with KB and readable sizes",
+        (status = 200, description = "The full report (no domain or account), a domain (`domain`) or an account (`account`); CSV has one row per account with KB and readable sizes. The full and domain reports are streamed: a failure after the first byte breaks the response instead of ending it as a complete document",
             content(
                 (FullReport = "application/json"),
                 (DomainView = "application/json"),
@@ -87,28 +87,30 @@ pub async fn get_report(
             let scope = Scope::Full {
                 server_hostname: server.map(str::to_owned),
             };
-            Ok(report_response(&state, scope, format, "report.csv"))
+            report_response(&state, scope, format, "report.csv").await
         }
     }
 }
 
 /// Starts streaming a report in `format`; a CSV download is named
 /// `csv_filename`.
-fn report_response(state: &AppState, scope: Scope, format: Format, csv_filename: &str) -> Response {
-    let body = report_stream::report_body(
-        state.pool.clone(),
-        scope,
-        format,
-        state.settings.request_timeout,
-    );
-    match format {
+async fn report_response(
+    state: &AppState,
+    scope: Scope,
+    format: Format,
+    csv_filename: &str,
+) -> Result<Response, ApiError> {
+    let body =
+        report_stream::report_body(&state.pool, scope, format, state.settings.request_timeout)
+            .await?;
+    Ok(match format {
         Format::Json => (
             [(axum::http::header::CONTENT_TYPE, "application/json")],
             body,
         )
             .into_response(),
         Format::Csv => csv::response(body, csv_filename),
-    }
+    })
 }
 
 fn ambiguous(kind: &str, name: &str, holders: Vec<ServerRef>) -> ApiError {
@@ -193,10 +195,5 @@ async fn domain_report(
         return Err(ambiguous("domain", name, holders));
     }
     let domain = domains.remove(0);
-    Ok(report_response(
-        state,
-        Scope::Domain(domain),
-        format,
-        "domain.csv",
-    ))
+    report_response(state, Scope::Domain(domain), format, "domain.csv").await
 }

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use futures::Stream;
-use sqlx::{AssertSqlSafe, PgPool};
+use sqlx::{AssertSqlSafe, PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::model::Server;
@@ -45,7 +45,7 @@ pub struct ReportRow {
 /// stays bounded by the socket buffers, not by the number of accounts.
 /// `server_hostname` limits the report to one server (any letter case).
 pub fn stream_full_report(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     server_hostname: Option<String>,
 ) -> impl Stream<Item = sqlx::Result<ReportRow>> + '_ {
     sqlx::query_as::<_, ReportRow>(
@@ -62,7 +62,7 @@ pub fn stream_full_report(
          ORDER BY s.name, lower(s.hostname), s.id, d.name, a.local_part",
     )
     .bind(server_hostname)
-    .fetch(pool)
+    .fetch(conn)
 }
 
 /// One account with the server and domain that contain it.
@@ -196,7 +196,7 @@ fn domain_spellings(domain: &str) -> Vec<String> {
 /// Streams the accounts of one domain row, ordered by local part, from one
 /// statement.
 pub fn stream_domain_accounts(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     domain_id: i64,
 ) -> impl Stream<Item = sqlx::Result<AccountRow>> + '_ {
     let query = concat!(
@@ -207,7 +207,7 @@ pub fn stream_domain_accounts(
     );
     sqlx::query_as::<_, AccountRow>(query)
         .bind(domain_id)
-        .fetch(pool)
+        .fetch(conn)
 }
 
 /// Finds an account by address (exact, any letter case, its domain in
