@@ -6,12 +6,13 @@
 //! of the pool size: servers use pool connections only to write.
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use axiquota_core::store::{describe_sqlx_error, polls};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::Mutex;
-use tracing::{Level, debug, warn};
+use tracing::{Level, debug, info, warn};
 use uuid::Uuid;
 
 // NOTE: every lock of a run hangs on this one connection. If it breaks,
@@ -27,6 +28,9 @@ pub(crate) struct PollLocks {
 /// The lock connection and the servers being polled.
 struct LockState {
     connection: PgConnection,
+    /// The connection's server process, ended when the connection is
+    /// replaced so that its locks do not outlive it.
+    backend_pid: Option<i32>,
     /// Servers being polled whose lock the connection holds.
     held: HashSet<Uuid>,
     /// Servers being polled whose lock was lost with a broken connection
@@ -39,10 +43,12 @@ impl PollLocks {
     /// but outside the pool.
     pub(crate) async fn open(pool: &PgPool) -> sqlx::Result<Self> {
         let options = (*pool.connect_options()).clone();
-        let connection = PgConnection::connect_with(&options).await?;
+        let mut connection = PgConnection::connect_with(&options).await?;
+        let backend_pid = backend_pid(&mut connection).await;
         Ok(Self {
             state: Mutex::new(LockState {
                 connection,
+                backend_pid,
                 held: HashSet::new(),
                 missing: HashSet::new(),
             }),
@@ -56,7 +62,7 @@ impl PollLocks {
     /// being polled.
     pub(crate) async fn try_lock(&self, server_id: Uuid) -> sqlx::Result<bool> {
         let mut state = self.state.lock().await;
-        retry_missing(&mut state).await;
+        self.retry_missing(&mut state).await;
         let error = match polls::try_lock_server(&mut state.connection, server_id).await {
             Err(error) if state.connection.ping().await.is_err() => error,
             result => {
@@ -79,7 +85,7 @@ impl PollLocks {
     pub(crate) async fn unlock(&self, server_id: Uuid) {
         let mut state = self.state.lock().await;
         state.missing.remove(&server_id);
-        retry_missing(&mut state).await;
+        self.retry_missing(&mut state).await;
         if !state.held.remove(&server_id) {
             // The lock was lost with a broken connection and never taken
             // back, so there is nothing to release.
@@ -111,7 +117,28 @@ impl PollLocks {
         let lost = std::mem::take(&mut state.held);
         state.missing.extend(lost);
         state.connection = PgConnection::connect_with(&self.options).await?;
+        let old_pid = state.backend_pid.take();
+        state.backend_pid = backend_pid(&mut state.connection).await;
+        if let Some(old_pid) = old_pid {
+            end_backend(&mut state.connection, old_pid).await;
+        }
         take_back(state, Level::WARN).await
+    }
+
+    /// Tries again to take the locks lost with a broken connection, when
+    /// there are any. A connection that fails on the way is replaced.
+    async fn retry_missing(&self, state: &mut LockState) {
+        if state.missing.is_empty() {
+            return;
+        }
+        let Err(error) = take_back(state, Level::DEBUG).await else {
+            return;
+        };
+        if state.connection.ping().await.is_ok() {
+            warn!(error = %describe_sqlx_error(&error), "taking back the poll locks failed");
+        } else if let Err(error) = self.reconnect(state, &error).await {
+            warn!(error = %describe_sqlx_error(&error), "opening a new poll lock connection failed, so the servers being polled hold no lock until the next server starts or ends");
+        }
     }
 
     /// Closes the connection, which releases any lock still held.
@@ -122,27 +149,62 @@ impl PollLocks {
     }
 }
 
-/// Tries again to take the locks lost with a broken connection, when there
-/// are any. An error leaves them to the next try.
-async fn retry_missing(state: &mut LockState) {
-    if state.missing.is_empty() {
-        return;
+/// Returns the server process id of `connection`, or `None` when the
+/// query fails.
+async fn backend_pid(connection: &mut PgConnection) -> Option<i32> {
+    match sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(connection)
+        .await
+    {
+        Ok(pid) => Some(pid),
+        Err(error) => {
+            debug!(error = %describe_sqlx_error(&error), "reading the lock connection's process id failed");
+            None
+        }
     }
-    if let Err(error) = take_back(state, Level::DEBUG).await {
-        warn!(error = %describe_sqlx_error(&error), "taking back the poll locks failed");
+}
+
+/// Ends the server process of a broken lock connection, in case PostgreSQL
+/// has not noticed the break yet, and waits up to a second for it to go, so
+/// that its locks are free to take back.
+async fn end_backend(connection: &mut PgConnection, pid: i32) {
+    let ended = sqlx::query_scalar::<_, bool>("SELECT pg_terminate_backend($1)")
+        .bind(pid)
+        .fetch_one(&mut *connection)
+        .await;
+    match ended {
+        Ok(true) => {}
+        Ok(false) => return,
+        Err(error) => {
+            debug!(pid, error = %describe_sqlx_error(&error), "ending the broken lock connection's process failed");
+            return;
+        }
+    }
+    for _ in 0..20 {
+        let alive = sqlx::query_scalar::<_, bool>(
+            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)",
+        )
+        .bind(pid)
+        .fetch_one(&mut *connection)
+        .await;
+        if !matches!(alive, Ok(true)) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
 /// Takes the lock of every server in `missing` on the current connection.
 /// A lock that another session holds stays missing and is logged at
-/// `held_elsewhere`. That session may be another poller, or this run's
-/// broken one before PostgreSQL ends it.
+/// `held_elsewhere`. That session is another poller, unless the broken
+/// connection's process could not be ended.
 async fn take_back(state: &mut LockState, held_elsewhere: Level) -> sqlx::Result<()> {
     let missing: Vec<Uuid> = state.missing.iter().copied().collect();
     for server_id in missing {
         if polls::try_lock_server(&mut state.connection, server_id).await? {
             state.missing.remove(&server_id);
             state.held.insert(server_id);
+            info!(%server_id, "took back the poll lock on the new lock connection");
         } else if held_elsewhere == Level::WARN {
             warn!(%server_id, "another session holds this server's lock, which the broken lock connection held; another poller may poll the server too");
         } else {

@@ -1036,28 +1036,50 @@ async fn lock_held_elsewhere_taken_back_later(pool: PgPool) {
         );
         tokio::time::sleep(Duration::from_millis(2)).await;
     };
-    terminate_session(&fixture.pool, lock_pid).await;
-
-    // Another session takes the slow server's lock as soon as it is free,
-    // as a second poller would, so the new lock connection cannot take it
-    // back at first.
+    // Another session queues for the slow server's lock, as a second
+    // poller would, so it gets the lock the moment the broken connection's
+    // process ends, before the run can take it back.
     let mut other = fixture.pool.acquire().await.unwrap().detach();
-    while !axiquota_core::store::polls::try_lock_server(&mut other, slow_id)
-        .await
-        .unwrap()
-    {
-        assert!(
-            !poll.is_finished(),
-            "the poll ended before the lock was free"
-        );
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    // Waits for the run's new lock connection: the first lock held by a
-    // session that is neither the broken one nor this test's.
     let other_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
         .fetch_one(&mut other)
         .await
         .unwrap();
+    let queued = tokio::spawn(async move {
+        sqlx::query(
+            "SELECT pg_advisory_lock(classid::text::int, objid::bigint::bit(32)::int) \
+             FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = $1 \
+             AND objid = hashtext($2::text)::oid",
+        )
+        .bind(lock_pid)
+        .bind(slow_id)
+        .execute(&mut other)
+        .await
+        .unwrap();
+        other
+    });
+    loop {
+        let waiting: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE pid = $1 AND NOT granted)",
+        )
+        .bind(other_pid)
+        .fetch_one(&fixture.pool)
+        .await
+        .unwrap();
+        if waiting {
+            break;
+        }
+        assert!(!queued.is_finished(), "the lock request did not wait");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    terminate_session(&fixture.pool, lock_pid).await;
+    let mut other = queued.await.unwrap();
+    assert_eq!(
+        poll_lock_holder(&fixture.pool, slow_id).await,
+        Some(other_pid)
+    );
+
+    // Waits for the run's new lock connection: the first lock held by a
+    // session that is neither the broken one nor this test's.
     loop {
         let new_pid: Option<i32> = sqlx::query_scalar(
             "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted \
