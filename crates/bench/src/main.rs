@@ -182,6 +182,38 @@ fn counted(count: usize, noun: &str) -> String {
     }
 }
 
+/// Formats a number of sessions in parallel: whole when it is whole.
+fn sessions(parallel: f64) -> String {
+    if parallel.fract() == 0.0 {
+        format!("{parallel:.0}")
+    } else {
+        format!("{parallel:.2}")
+    }
+}
+
+/// Returns how many of `sessions` sessions one server of `shape` keeps busy
+/// on average: its accounts over the most that one session reads, when
+/// each domain's chunks of [`ACCOUNT_CHUNK`] accounts go in turn to the
+/// session with the least work.
+fn busy_sessions(shape: &FleetShape, sessions: usize) -> f64 {
+    let mut loads = vec![0_usize; sessions.max(1)];
+    for _ in 0..shape.domains {
+        let mut left = shape.accounts_per_domain;
+        while left > 0 {
+            let chunk = left.min(ACCOUNT_CHUNK);
+            if let Some(least) = loads.iter_mut().min() {
+                *least += chunk;
+            }
+            left -= chunk;
+        }
+    }
+    let busiest = loads.into_iter().max().unwrap_or(0);
+    if busiest == 0 {
+        return 1.0;
+    }
+    (shape.domains * shape.accounts_per_domain) as f64 / busiest as f64
+}
+
 fn verdict(met: bool) -> &'static str {
     if met { "met" } else { "not met" }
 }
@@ -373,7 +405,7 @@ async fn run_concurrency(bench: &PollBench<'_>) -> anyhow::Result<()> {
             .await?;
         progress(&format!(
             "concurrency {number}: {} sessions in parallel, {}",
-            poll.parallel(),
+            sessions(poll.parallel()),
             seconds(poll.usage.wall)
         ));
         polls.push(poll);
@@ -577,13 +609,13 @@ impl SlowPoll {
         self.stats.commands_total().saturating_sub(shared)
     }
 
-    /// Returns the number of CLI sessions that run in parallel. A server
-    /// keeps no more sessions busy than it has chunks of accounts.
-    fn parallel(&self) -> usize {
+    /// Returns the number of CLI sessions that are busy in parallel on
+    /// average. A server keeps its sessions busy only as far as its chunks
+    /// of accounts spread over them.
+    fn parallel(&self) -> f64 {
         let shape = &self.spec.shape;
-        let chunks = shape.domains * shape.accounts_per_domain.div_ceil(ACCOUNT_CHUNK);
-        let sessions = self.concurrency.sessions_per_server.min(chunks.max(1));
-        self.concurrency.max_servers.min(shape.servers) * sessions
+        let servers = self.concurrency.max_servers.min(shape.servers);
+        servers as f64 * busy_sessions(shape, self.concurrency.sessions_per_server)
     }
 
     /// Returns the round-trip bound: every round trip's pause, spread over
@@ -592,7 +624,7 @@ impl SlowPoll {
         Duration::from_secs_f64(
             self.round_trips() as f64 * self.spec.latency_ms as f64
                 / 1000.0
-                / self.parallel().max(1) as f64,
+                / self.parallel().max(1.0),
         )
     }
 
@@ -714,10 +746,11 @@ fn print_slow_poll(args: &RunArgs, poll: &SlowPoll, cores: usize) {
     println!("### {}\n", poll.name());
     println!(
         "Round-trip bound: {round_trips} round trips for {replies} CLI replies \
-         ({per_account:.2} per account) x {} ms / {parallel} sessions in parallel = {}. \
+         ({per_account:.2} per account) x {} ms / {} sessions in parallel = {}. \
          Measured {}, {:.2}x the bound. Commands by kind: {:?}. CLI connections: {}; most \
          sessions open on one server at once: {}; WebAdmin requests: {}.\n",
         args.slow_latency_ms,
+        sessions(parallel),
         seconds(bound),
         seconds(poll.usage.wall),
         poll.usage.wall.as_secs_f64() / bound.as_secs_f64(),
@@ -745,7 +778,7 @@ fn print_slow_poll(args: &RunArgs, poll: &SlowPoll, cores: usize) {
             mean.as_secs_f64() * 1e3 / args.slow_latency_ms as f64,
             ((poll.usage.wall.as_secs_f64()
                 - bound.as_secs_f64() * mean.as_secs_f64() * 1e3 / args.slow_latency_ms as f64)
-                * parallel as f64
+                * parallel
                 / replies.max(1) as f64
                 * 1e6)
                 .max(0.0)
@@ -804,7 +837,7 @@ fn print_concurrency(args: &RunArgs, polls: &[SlowPoll]) {
         println!(
             "| {} | {} | {} | {} | {:.2}x | {} | {:.2}x | {mean_reply} |",
             poll.concurrency.max_servers,
-            poll.parallel(),
+            sessions(poll.parallel()),
             seconds(poll.usage.wall),
             seconds(bound),
             wall / bound.as_secs_f64(),
@@ -1058,8 +1091,8 @@ mod tests {
 
     #[test]
     fn parallel_sessions_capped_by_fleet() {
-        assert_eq!(slow_poll(100, false, 50, 1, 0).parallel(), 200);
-        assert_eq!(slow_poll(1, false, 50, 1, 0).parallel(), 4);
+        assert_eq!(slow_poll(100, false, 50, 1, 0).parallel(), 200.0);
+        assert_eq!(slow_poll(1, false, 50, 1, 0).parallel(), 4.0);
     }
 
     #[test]
@@ -1067,10 +1100,15 @@ mod tests {
         let mut poll = slow_poll(2, false, 2, 1, 0);
         poll.spec.shape.domains = 1;
         poll.spec.shape.accounts_per_domain = 100;
-        assert_eq!(poll.parallel(), 2);
+        assert_eq!(poll.parallel(), 2.0);
 
+        // Chunks of 100 and 1: one session reads almost everything.
         poll.spec.shape.accounts_per_domain = 101;
-        assert_eq!(poll.parallel(), 4);
+        assert_eq!(poll.parallel(), 2.0 * 101.0 / 100.0);
+
+        // Five chunks over four sessions: one session reads two.
+        poll.spec.shape.accounts_per_domain = 500;
+        assert_eq!(poll.parallel(), 2.0 * 2.5);
     }
 
     #[test]
