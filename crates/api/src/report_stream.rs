@@ -259,30 +259,31 @@ async fn write_json(
 ) -> sqlx::Result<Result<(), Stop>> {
     let generated_at = Utc::now();
     let mut position = Position::default();
-    let mut rows = report::stream_full_report(connection, server_hostname);
+    let rows = report::stream_full_report(connection, server_hostname);
 
     output.buffer.extend_from_slice(b"{\"servers\":[");
-    while let Some(row) = rows.next().await {
-        let row = row?;
+    let written = write_rows(rows, output, |buffer, row: ReportRow| {
         if position.server != Some(row.server_id) {
-            open_server(&mut output.buffer, &mut position, &row);
+            open_server(buffer, &mut position, &row);
         }
         if let Some(domain_id) = row.domain_id {
             if position.domain != Some(domain_id) {
-                open_domain(&mut output.buffer, &mut position, &row, domain_id);
+                open_domain(buffer, &mut position, &row, domain_id);
             }
         }
         if let Some(account) = AccountView::from_report_row(&row) {
             if position.domain_accounts > 0 {
-                output.buffer.push(b',');
+                buffer.push(b',');
             }
             position.domain_accounts += 1;
-            push_json(&mut output.buffer, &account);
+            push_json(buffer, &account);
         }
-        if let Err(stop) = output.flush_if_full().await {
-            return Ok(Err(stop));
-        }
+    })
+    .await?;
+    if let Err(stop) = written {
+        return Ok(Err(stop));
     }
+
     close_server(&mut output.buffer, &mut position);
     output.buffer.extend_from_slice(b"],\"generated_at\":");
     push_json(&mut output.buffer, &generated_at);
@@ -296,9 +297,9 @@ async fn write_csv(
     output: &mut Output,
 ) -> sqlx::Result<Result<(), Stop>> {
     let rows = report::stream_full_report(connection, server_hostname);
-    write_csv_rows(rows, output, |buffer, row: &ReportRow| {
+    write_csv_rows(rows, output, |buffer, row: ReportRow| {
         // A server or domain without accounts has no line.
-        if let Some(account) = AccountView::from_report_row(row) {
+        if let Some(account) = AccountView::from_report_row(&row) {
             csv::write_account(buffer, &row.server_name, &row.server_hostname, &account);
         }
     })
@@ -309,12 +310,22 @@ async fn write_csv(
 async fn write_csv_rows<R>(
     rows: impl Stream<Item = sqlx::Result<R>>,
     output: &mut Output,
-    write_row: impl Fn(&mut Vec<u8>, &R),
+    write_row: impl FnMut(&mut Vec<u8>, R),
+) -> sqlx::Result<Result<(), Stop>> {
+    csv::write_header(&mut output.buffer, csv::ACCOUNT_COLUMNS);
+    write_rows(rows, output, write_row).await
+}
+
+/// Formats each row into the output with `write_row`, handing the output
+/// to the client whenever a chunk is full.
+async fn write_rows<R>(
+    rows: impl Stream<Item = sqlx::Result<R>>,
+    output: &mut Output,
+    mut write_row: impl FnMut(&mut Vec<u8>, R),
 ) -> sqlx::Result<Result<(), Stop>> {
     let mut rows = std::pin::pin!(rows);
-    csv::write_header(&mut output.buffer, csv::ACCOUNT_COLUMNS);
     while let Some(row) = rows.next().await {
-        write_row(&mut output.buffer, &row?);
+        write_row(&mut output.buffer, row?);
         if let Err(stop) = output.flush_if_full().await {
             return Ok(Err(stop));
         }
@@ -329,7 +340,7 @@ async fn write_domain_json(
     domain: DomainRow,
     output: &mut Output,
 ) -> sqlx::Result<Result<(), Stop>> {
-    let mut rows = report::stream_domain_accounts(connection, domain.domain_id);
+    let rows = report::stream_domain_accounts(connection, domain.domain_id);
     output.buffer.extend_from_slice(b"{\"name\":");
     push_json(
         &mut output.buffer,
@@ -346,16 +357,16 @@ async fn write_domain_json(
     output.buffer.extend_from_slice(b",\"accounts\":[");
 
     let mut accounts = 0_usize;
-    while let Some(row) = rows.next().await {
-        let row = row?;
+    let written = write_rows(rows, output, |buffer, row: AccountRow| {
         if accounts > 0 {
-            output.buffer.push(b',');
+            buffer.push(b',');
         }
         accounts += 1;
-        push_json(&mut output.buffer, &AccountView::from_row(&row, false));
-        if let Err(stop) = output.flush_if_full().await {
-            return Ok(Err(stop));
-        }
+        push_json(buffer, &AccountView::from_row(&row, false));
+    })
+    .await?;
+    if let Err(stop) = written {
+        return Ok(Err(stop));
     }
 
     output.buffer.extend_from_slice(b"],\"total_accounts\":");
@@ -372,8 +383,8 @@ async fn write_domain_csv(
     output: &mut Output,
 ) -> sqlx::Result<Result<(), Stop>> {
     let rows = report::stream_domain_accounts(connection, domain_id);
-    write_csv_rows(rows, output, |buffer, row: &AccountRow| {
-        let account = AccountView::from_row(row, false);
+    write_csv_rows(rows, output, |buffer, row: AccountRow| {
+        let account = AccountView::from_row(&row, false);
         csv::write_account(buffer, &row.server_name, &row.server_hostname, &account);
     })
     .await
