@@ -20,6 +20,15 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+/// The `FROM` and `WHERE` clauses that select the advisory locks granted in
+/// this test's database, which are the poll locks.
+macro_rules! granted_poll_locks {
+    () => {
+        "FROM pg_locks WHERE locktype = 'advisory' AND granted \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    };
+}
+
 /// One account row as stored: domain, local part, quota, usage, status.
 type StoredAccount = (String, String, Option<i64>, i64, String);
 
@@ -540,13 +549,10 @@ async fn more_servers_than_pool_connections_poll_at_once(pool: PgPool) {
     let watcher = tokio::spawn(async move {
         let mut max_locks = 0;
         while !watcher_done.is_cancelled() {
-            let locks: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted \
-                 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-            )
-            .fetch_one(&watcher_pool)
-            .await
-            .unwrap();
+            let locks: i64 = sqlx::query_scalar(concat!("SELECT count(*) ", granted_poll_locks!()))
+                .fetch_one(&watcher_pool)
+                .await
+                .unwrap();
             max_locks = max_locks.max(locks);
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -892,25 +898,15 @@ async fn broken_lock_connection_is_replaced(pool: PgPool) {
     let poll = fixture.spawn_poll(settings);
 
     // Ends the connection that holds the first server's lock.
-    let terminated = loop {
-        let terminated: Option<bool> = sqlx::query_scalar(
-            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' \
-             AND granted AND database = (SELECT oid FROM pg_database \
-             WHERE datname = current_database()) LIMIT 1",
-        )
-        .fetch_optional(&fixture.pool)
-        .await
-        .unwrap();
-        if let Some(terminated) = terminated {
-            break terminated;
-        }
-        assert!(
-            !poll.is_finished(),
-            "the poll ended before its lock was seen"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    };
-    assert!(terminated);
+    let pool = &fixture.pool;
+    let lock_pid = wait_while_running(&poll, "its lock was seen", || async move {
+        sqlx::query_scalar(concat!("SELECT pid ", granted_poll_locks!(), " LIMIT 1"))
+            .fetch_optional(pool)
+            .await
+            .unwrap()
+    })
+    .await;
+    terminate_session(pool, lock_pid).await;
 
     let report = poll.await.unwrap().unwrap();
     // The servers after the first take their locks on a new connection.
@@ -918,14 +914,34 @@ async fn broken_lock_connection_is_replaced(pool: PgPool) {
     fixture.assert_stored(&ids, &sims).await;
 }
 
+/// Runs `probe` every 2 ms while `task` runs and returns its first `Some`.
+/// Fails the test, naming `awaited`, when the task ends first.
+async fn wait_while_running<T, R, Probe, Fut>(
+    task: &JoinHandle<R>,
+    awaited: &str,
+    mut probe: Probe,
+) -> T
+where
+    Probe: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(!task.is_finished(), "the task ended before {awaited}");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
 /// Returns the process id of the connection that holds the poll lock of
 /// `server_id`, if one does.
 async fn poll_lock_holder(pool: &PgPool, server_id: Uuid) -> Option<i32> {
-    sqlx::query_scalar(
-        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted \
-         AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
-         AND objid = hashtext($1::text)::oid",
-    )
+    sqlx::query_scalar(concat!(
+        "SELECT pid ",
+        granted_poll_locks!(),
+        " AND objid = hashtext($1::text)::oid"
+    ))
     .bind(server_id)
     .fetch_optional(pool)
     .await
@@ -943,21 +959,20 @@ async fn terminate_session(pool: &PgPool, pid: i32) {
 }
 
 /// Waits while `poll` runs for the poll lock of `server_id` to be held by a
-/// session not in `excluded`, and returns whether it was.
-async fn lock_taken_by_another_session<T>(
+/// session not in `excluded`, and returns that session's process id.
+async fn wait_for_lock_holder<T>(
     pool: &PgPool,
     poll: &JoinHandle<T>,
     server_id: Uuid,
     excluded: &[i32],
-) -> bool {
-    while !poll.is_finished() {
-        let holder = poll_lock_holder(pool, server_id).await;
-        if holder.is_some_and(|pid| !excluded.contains(&pid)) {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    false
+) -> i32 {
+    let awaited = format!("the lock of {server_id} was held by a session not in {excluded:?}");
+    wait_while_running(poll, &awaited, || async move {
+        poll_lock_holder(pool, server_id)
+            .await
+            .filter(|pid| !excluded.contains(pid))
+    })
+    .await
 }
 
 #[sqlx::test(migrations = "../../migrations")]
@@ -976,24 +991,18 @@ async fn broken_lock_connection_locks_taken_back(pool: PgPool) {
 
     // Ends the lock connection once it holds the locks of the first two,
     // the slow server's among them.
-    let lock_pid = loop {
-        let pid: Option<i32> = sqlx::query_scalar(
-            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted \
-             AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
-             GROUP BY pid HAVING count(*) = 2",
-        )
-        .fetch_optional(&fixture.pool)
+    let pool = &fixture.pool;
+    let lock_pid = wait_while_running(&poll, "both locks were seen", || async move {
+        sqlx::query_scalar(concat!(
+            "SELECT pid ",
+            granted_poll_locks!(),
+            " GROUP BY pid HAVING count(*) = 2"
+        ))
+        .fetch_optional(pool)
         .await
-        .unwrap();
-        if let Some(pid) = pid {
-            break pid;
-        }
-        assert!(
-            !poll.is_finished(),
-            "the poll ended before both locks were seen"
-        );
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    };
+        .unwrap()
+    })
+    .await;
     assert_eq!(
         poll_lock_holder(&fixture.pool, slow_id).await,
         Some(lock_pid)
@@ -1003,10 +1012,7 @@ async fn broken_lock_connection_locks_taken_back(pool: PgPool) {
     // A new lock connection takes the slow server's lock back while the
     // server is still being polled, and not the lock of the fast server,
     // which has ended.
-    assert!(
-        lock_taken_by_another_session(&fixture.pool, &poll, slow_id, &[lock_pid]).await,
-        "the slow server's lock was not taken back"
-    );
+    wait_for_lock_holder(pool, &poll, slow_id, &[lock_pid]).await;
     assert_eq!(poll_lock_holder(&fixture.pool, ids[1]).await, None);
 
     let report = poll.await.unwrap().unwrap();
@@ -1026,16 +1032,8 @@ async fn lock_held_elsewhere_taken_back_later(pool: PgPool) {
         ..settings()
     });
 
-    let lock_pid = loop {
-        if let Some(pid) = poll_lock_holder(&fixture.pool, slow_id).await {
-            break pid;
-        }
-        assert!(
-            !poll.is_finished(),
-            "the poll ended before its lock was seen"
-        );
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    };
+    let pool = &fixture.pool;
+    let lock_pid = wait_for_lock_holder(pool, &poll, slow_id, &[]).await;
     // Another session queues for the slow server's lock, as a second
     // poller would, so it gets the lock the moment the broken connection's
     // process ends, before the run can take it back.
@@ -1057,20 +1055,17 @@ async fn lock_held_elsewhere_taken_back_later(pool: PgPool) {
         .unwrap();
         other
     });
-    loop {
+    wait_while_running(&queued, "the lock request waited", || async move {
         let waiting: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE pid = $1 AND NOT granted)",
         )
         .bind(other_pid)
-        .fetch_one(&fixture.pool)
+        .fetch_one(pool)
         .await
         .unwrap();
-        if waiting {
-            break;
-        }
-        assert!(!queued.is_finished(), "the lock request did not wait");
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+        waiting.then_some(())
+    })
+    .await;
     terminate_session(&fixture.pool, lock_pid).await;
     let mut other = queued.await.unwrap();
     assert_eq!(
@@ -1080,35 +1075,25 @@ async fn lock_held_elsewhere_taken_back_later(pool: PgPool) {
 
     // Waits for the run's new lock connection: the first lock held by a
     // session that is neither the broken one nor this test's.
-    loop {
-        let new_pid: Option<i32> = sqlx::query_scalar(
-            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted \
-             AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
-             AND pid <> $1 AND pid <> $2 LIMIT 1",
-        )
+    wait_while_running(&poll, "a new lock connection was seen", || async move {
+        sqlx::query_scalar::<_, i32>(concat!(
+            "SELECT pid ",
+            granted_poll_locks!(),
+            " AND pid <> $1 AND pid <> $2 LIMIT 1"
+        ))
         .bind(lock_pid)
         .bind(other_pid)
-        .fetch_optional(&fixture.pool)
+        .fetch_optional(pool)
         .await
-        .unwrap();
-        if new_pid.is_some() {
-            break;
-        }
-        assert!(
-            !poll.is_finished(),
-            "the poll ended before a new lock connection was seen"
-        );
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+        .unwrap()
+    })
+    .await;
     axiquota_core::store::polls::unlock_server(&mut other, slow_id)
         .await
         .unwrap();
 
     // The next server to start or end takes the released lock back.
-    assert!(
-        lock_taken_by_another_session(&fixture.pool, &poll, slow_id, &[lock_pid, other_pid]).await,
-        "the slow server's lock was not taken back"
-    );
+    wait_for_lock_holder(pool, &poll, slow_id, &[lock_pid, other_pid]).await;
 
     let report = poll.await.unwrap().unwrap();
     assert_eq!(report.counts.ok, 4, "{:?}", report.servers);
