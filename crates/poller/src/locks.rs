@@ -12,7 +12,7 @@ use axiquota_core::store::{describe_sqlx_error, polls};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::Mutex;
-use tracing::{Level, debug, info, warn};
+use tracing::{debug, info, warn};
 use uuid::Uuid;
 
 // NOTE: every lock of a run hangs on this one connection. If it breaks,
@@ -32,10 +32,10 @@ struct LockState {
     /// replaced so that its locks do not outlive it.
     backend_pid: Option<i32>,
     /// Servers being polled whose lock the connection holds.
-    held: HashSet<Uuid>,
-    /// Servers being polled whose lock was lost with a broken connection
-    /// and could not be taken back yet, because another session holds it.
-    missing: HashSet<Uuid>,
+    locked: HashSet<Uuid>,
+    /// Servers being polled whose lock went with a broken connection and
+    /// could not be taken back yet, because another session holds it.
+    lost: HashSet<Uuid>,
 }
 
 impl PollLocks {
@@ -49,8 +49,8 @@ impl PollLocks {
             state: Mutex::new(LockState {
                 connection,
                 backend_pid,
-                held: HashSet::new(),
-                missing: HashSet::new(),
+                locked: HashSet::new(),
+                lost: HashSet::new(),
             }),
             options,
         })
@@ -62,20 +62,18 @@ impl PollLocks {
     /// being polled.
     pub(crate) async fn try_lock(&self, server_id: Uuid) -> sqlx::Result<bool> {
         let mut state = self.state.lock().await;
-        self.retry_missing(&mut state).await;
-        let error = match polls::try_lock_server(&mut state.connection, server_id).await {
-            Err(error) if state.connection.ping().await.is_err() => error,
-            result => {
-                if let Ok(true) = result {
-                    state.held.insert(server_id);
+        self.retake_lost(&mut state).await;
+        let taken = match polls::try_lock_server(&mut state.connection, server_id).await {
+            Ok(taken) => taken,
+            Err(error) => {
+                if !self.replace_if_broken(&mut state, &error).await? {
+                    return Err(error);
                 }
-                return result;
+                polls::try_lock_server(&mut state.connection, server_id).await?
             }
         };
-        self.reconnect(&mut state, &error).await?;
-        let taken = polls::try_lock_server(&mut state.connection, server_id).await?;
         if taken {
-            state.held.insert(server_id);
+            state.locked.insert(server_id);
         }
         Ok(taken)
     }
@@ -84,61 +82,70 @@ impl PollLocks {
     /// ends with the connection when the run closes it.
     pub(crate) async fn unlock(&self, server_id: Uuid) {
         let mut state = self.state.lock().await;
-        state.missing.remove(&server_id);
-        self.retry_missing(&mut state).await;
-        if !state.held.remove(&server_id) {
-            // The lock was lost with a broken connection and never taken
+        state.lost.remove(&server_id);
+        self.retake_lost(&mut state).await;
+        if !state.locked.remove(&server_id) {
+            // The lock went with a broken connection and was never taken
             // back, so there is nothing to release.
             return;
         }
         let Err(error) = polls::unlock_server(&mut state.connection, server_id).await else {
             return;
         };
-        if state.connection.ping().await.is_ok() {
-            warn!(%server_id, error = %describe_sqlx_error(&error), "cannot release the poll lock; it ends with the run");
-            return;
-        }
-        // The broken connection released this lock with the others, and
-        // the servers still being polled need theirs back.
-        if let Err(error) = self.reconnect(&mut state, &error).await {
-            warn!(error = %describe_sqlx_error(&error), "opening a new poll lock connection failed, so the servers being polled hold no lock until the next server starts or ends");
+        // A broken connection released this lock with the others, and its
+        // replacement takes back those of the servers still being polled.
+        match self.replace_if_broken(&mut state, &error).await {
+            Ok(true) => {}
+            Ok(false) => {
+                warn!(%server_id, error = %describe_sqlx_error(&error), "cannot release the poll lock; it ends with the run");
+            }
+            Err(error) => log_reconnect_failure(&error),
         }
     }
 
-    /// Replaces a broken lock connection and takes back the locks of the
-    /// servers being polled. A lock that another session holds is tried
-    /// again at the next start or end of a server.
-    async fn reconnect(&self, state: &mut LockState, error: &sqlx::Error) -> sqlx::Result<()> {
+    /// Tries again to take the locks lost with a broken connection, when
+    /// there are any. A connection that fails on the way is replaced.
+    async fn retake_lost(&self, state: &mut LockState) {
+        if state.lost.is_empty() {
+            return;
+        }
+        let Err(error) = take_back(state, false).await else {
+            return;
+        };
+        match self.replace_if_broken(state, &error).await {
+            Ok(true) => {}
+            Ok(false) => {
+                warn!(error = %describe_sqlx_error(&error), "taking back the poll locks failed");
+            }
+            Err(error) => log_reconnect_failure(&error),
+        }
+    }
+
+    /// Replaces the lock connection when it fails a ping after `error`.
+    /// Returns `false` when the connection still works.
+    async fn replace_if_broken(
+        &self,
+        state: &mut LockState,
+        error: &sqlx::Error,
+    ) -> sqlx::Result<bool> {
+        if state.connection.ping().await.is_ok() {
+            return Ok(false);
+        }
         warn!(
             error = %describe_sqlx_error(error),
-            servers_being_polled = state.held.len() + state.missing.len(),
+            servers_being_polled = state.locked.len() + state.lost.len(),
             "the poll lock connection failed; opening a new one and taking back the locks of the servers being polled"
         );
-        let lost = std::mem::take(&mut state.held);
-        state.missing.extend(lost);
+        let broken = std::mem::take(&mut state.locked);
+        state.lost.extend(broken);
         state.connection = PgConnection::connect_with(&self.options).await?;
         let old_pid = state.backend_pid.take();
         state.backend_pid = backend_pid(&mut state.connection).await;
         if let Some(old_pid) = old_pid {
             end_backend(&mut state.connection, old_pid).await;
         }
-        take_back(state, Level::WARN).await
-    }
-
-    /// Tries again to take the locks lost with a broken connection, when
-    /// there are any. A connection that fails on the way is replaced.
-    async fn retry_missing(&self, state: &mut LockState) {
-        if state.missing.is_empty() {
-            return;
-        }
-        let Err(error) = take_back(state, Level::DEBUG).await else {
-            return;
-        };
-        if state.connection.ping().await.is_ok() {
-            warn!(error = %describe_sqlx_error(&error), "taking back the poll locks failed");
-        } else if let Err(error) = self.reconnect(state, &error).await {
-            warn!(error = %describe_sqlx_error(&error), "opening a new poll lock connection failed, so the servers being polled hold no lock until the next server starts or ends");
-        }
+        take_back(state, true).await?;
+        Ok(true)
     }
 
     /// Closes the connection, which releases any lock still held.
@@ -147,6 +154,10 @@ impl PollLocks {
             warn!(error = %describe_sqlx_error(&error), "closing the poll lock connection failed");
         }
     }
+}
+
+fn log_reconnect_failure(error: &sqlx::Error) {
+    warn!(error = %describe_sqlx_error(error), "opening a new poll lock connection failed, so the servers being polled hold no lock until the next server starts or ends");
 }
 
 /// Returns the server process id of `connection`, or `None` when the
@@ -194,18 +205,18 @@ async fn end_backend(connection: &mut PgConnection, pid: i32) {
     }
 }
 
-/// Takes the lock of every server in `missing` on the current connection.
-/// A lock that another session holds stays missing and is logged at
-/// `held_elsewhere`. That session is another poller, unless the broken
-/// connection's process could not be ended.
-async fn take_back(state: &mut LockState, held_elsewhere: Level) -> sqlx::Result<()> {
-    let missing: Vec<Uuid> = state.missing.iter().copied().collect();
-    for server_id in missing {
+/// Takes the lock of every server in `lost` on the current connection. A
+/// lock that another session holds stays lost, and is logged as a warning
+/// on the `first_try` after a reconnect. That session is another poller,
+/// unless the broken connection's process could not be ended.
+async fn take_back(state: &mut LockState, first_try: bool) -> sqlx::Result<()> {
+    let lost: Vec<Uuid> = state.lost.iter().copied().collect();
+    for server_id in lost {
         if polls::try_lock_server(&mut state.connection, server_id).await? {
-            state.missing.remove(&server_id);
-            state.held.insert(server_id);
+            state.lost.remove(&server_id);
+            state.locked.insert(server_id);
             info!(%server_id, "took back the poll lock on the new lock connection");
-        } else if held_elsewhere == Level::WARN {
+        } else if first_try {
             warn!(%server_id, "another session holds this server's lock, which the broken lock connection held; another poller may poll the server too");
         } else {
             debug!(%server_id, "another session still holds this server's lock");
