@@ -214,6 +214,11 @@ fn busy_sessions(shape: &FleetShape, sessions: usize) -> f64 {
     (shape.domains * shape.accounts_per_domain) as f64 / busiest as f64
 }
 
+/// Returns the number of cores this process may run on.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+}
+
 fn verdict(met: bool) -> &'static str {
     if met { "met" } else { "not met" }
 }
@@ -528,7 +533,7 @@ async fn print_machine(pool: &sqlx::PgPool, args: &RunArgs) -> anyhow::Result<()
         .map_or("unknown".to_owned(), |line| {
             line.trim_start_matches("MemTotal:").trim().to_owned()
         });
-    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
+    let cores = cores();
     let postgres: String = sqlx::query_scalar("SELECT version()")
         .fetch_one(pool)
         .await?;
@@ -647,7 +652,7 @@ fn print_poll(args: &RunArgs, figures: &PollFigures) {
         "| run | wall time | accounts/s | poller CPU | machine CPU busy (all processes) | poller peak memory |"
     );
     println!("|---|---|---|---|---|---|");
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let cores = cores();
     let row = |name: &str, usage: &ChildUsage| {
         println!(
             "| {name} | {} | {} | {} | {} of {} |  {} |",
@@ -812,7 +817,7 @@ fn print_slow_poll(args: &RunArgs, poll: &SlowPoll, cores: usize) {
 /// Prints the concurrency sweep: each poll against its round-trip bound and
 /// the CPU bound of the machine.
 fn print_concurrency(args: &RunArgs, polls: &[SlowPoll]) {
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let cores = cores();
     println!(
         "## Concurrency\n\nThe fleet with {} ms before every CLI reply, polled with \
          `--sessions-per-server {}` and each `--max-servers` below. The round-trip bound \
@@ -933,8 +938,9 @@ fn print_api(args: &RunArgs, figures: &ApiFigures) {
     println!(
         "The real `api --no-auth` binary over the {accounts} stored accounts, after \
          `VACUUM ANALYZE`. The load generator is part of the benchmark process \
-         (reqwest, kept-alive connections on 127.0.0.1) and shares the 2 cores with the API \
-         and PostgreSQL. Latency is from sending the request to reading the whole body.\n"
+         (reqwest, kept-alive connections on 127.0.0.1) and shares the {} cores with the \
+         API and PostgreSQL. Latency is from sending the request to reading the whole body.\n",
+        cores()
     );
     let sequential = &figures.sequential;
     let load = &figures.load;
