@@ -183,7 +183,7 @@ fn counted(count: usize, noun: &str) -> String {
 }
 
 /// Formats a number of sessions in parallel: whole when it is whole.
-fn sessions(parallel: f64) -> String {
+fn format_sessions(parallel: f64) -> String {
     if parallel.fract() == 0.0 {
         format!("{parallel:.0}")
     } else {
@@ -410,7 +410,7 @@ async fn run_concurrency(bench: &PollBench<'_>) -> anyhow::Result<()> {
             .await?;
         progress(&format!(
             "concurrency {number}: {} sessions in parallel, {}",
-            sessions(poll.parallel()),
+            format_sessions(poll.parallel()),
             seconds(poll.usage.wall)
         ));
         polls.push(poll);
@@ -755,7 +755,7 @@ fn print_slow_poll(args: &RunArgs, poll: &SlowPoll, cores: usize) {
          Measured {}, {:.2}x the bound. Commands by kind: {:?}. CLI connections: {}; most \
          sessions open on one server at once: {}; WebAdmin requests: {}.\n",
         args.slow_latency_ms,
-        sessions(parallel),
+        format_sessions(parallel),
         seconds(bound),
         seconds(poll.usage.wall),
         poll.usage.wall.as_secs_f64() / bound.as_secs_f64(),
@@ -823,7 +823,8 @@ fn print_concurrency(args: &RunArgs, polls: &[SlowPoll]) {
          `--sessions-per-server {}` and each `--max-servers` below. The round-trip bound \
          is replies x {} ms / sessions in parallel; the CPU bound is the machine's busy \
          CPU time (every process) over its {cores} cores. A poll cannot beat the larger \
-         of the two.\n",
+         of the two. Sessions in parallel count the sessions that each server's chunks of \
+         {ACCOUNT_CHUNK} accounts keep busy on average.\n",
         args.slow_latency_ms, args.sessions_per_server, args.slow_latency_ms
     );
     println!(
@@ -842,7 +843,7 @@ fn print_concurrency(args: &RunArgs, polls: &[SlowPoll]) {
         println!(
             "| {} | {} | {} | {} | {:.2}x | {} | {:.2}x | {mean_reply} |",
             poll.concurrency.max_servers,
-            sessions(poll.parallel()),
+            format_sessions(poll.parallel()),
             seconds(poll.usage.wall),
             seconds(bound),
             wall / bound.as_secs_f64(),
